@@ -1,0 +1,235 @@
+import { parse as parseToml } from "smol-toml";
+import { dirname, resolve } from "node:path";
+
+/** The validated configuration: what osp.toml says, with defaults filled in and ${VAR}s read. */
+export interface Config {
+  server: ServerConfig;
+  keys: KeyConfig[];
+  hooks: HooksConfig;
+  buckets: Map<string, BucketConfig>;
+}
+
+export interface ServerConfig {
+  bind: string;
+  httpPort: number;
+  /** Port of the Prometheus /metrics listener; none when absent. */
+  metricsPort?: number;
+  /** Worker processes; 0 in the file means one per CPU. */
+  workers: number;
+  /** Seconds to wait for a backend's response headers before answering 504. */
+  upstreamTimeout: number;
+  /** Largest accepted difference between the client's clock and ours, in seconds. */
+  maxClockSkew: number;
+  accessLog: boolean;
+}
+
+/** A frontend keypair and what it may do. */
+export interface KeyConfig {
+  accessKey: string;
+  secretKey: string;
+  /** Frontend bucket names this key may use; "*" for all. */
+  buckets: string[] | "*";
+  readOnly: boolean;
+}
+
+export interface HooksConfig {
+  /** Absolute path of the hooks module, if any. */
+  module?: string;
+  /** A hook call that takes longer denies the request. */
+  timeoutMs: number;
+}
+
+export interface BucketConfig {
+  /** The name clients use. */
+  name: string;
+  /** scheme://host[:port] of the backend. */
+  endpoint: URL;
+  region: string;
+  addressingStyle: "virtual" | "path";
+  /** The bucket's name on its backend. */
+  backendBucket: string;
+  /** Static backend credentials; without them the fetchCredentials hook is asked. */
+  accessKey?: string;
+  secretKey?: string;
+  /** IBM COS IAM API key, exchanged for a bearer token. */
+  apiKey?: string;
+  /** Seconds that credentials and authorization decisions for this bucket are cached. */
+  ttl: number;
+}
+
+export class ConfigError extends Error {
+  constructor(where: string, problem: string) {
+    super(`${where}: ${problem}`);
+    this.name = "ConfigError";
+  }
+}
+
+type Table = Record<string, unknown>;
+type Kind = "string" | "integer" | "boolean" | "string[]";
+
+const isTable = (v: unknown): v is Table => typeof v === "object" && v !== null && !Array.isArray(v) && !(v instanceof Date);
+
+function kindOf(v: unknown): string {
+  if (Array.isArray(v)) return "array";
+  if (typeof v === "number" || typeof v === "bigint") return Number.isInteger(Number(v)) ? "integer" : "float";
+  if (v instanceof Date) return "date";
+  return typeof v === "object" ? "table" : typeof v;
+}
+
+/** Reads the fields of one table: rejects unknown ones and wrong types, expands ${VAR} in strings. */
+function fields(table: unknown, where: string, spec: Record<string, Kind>, env: Record<string, string | undefined>) {
+  if (!isTable(table)) throw new ConfigError(where, `expected a table, found ${kindOf(table)}`);
+  for (const k of Object.keys(table)) {
+    if (!(k in spec)) throw new ConfigError(`${where}.${k}`, `unknown field (known: ${Object.keys(spec).join(", ")})`);
+  }
+  const get = <T>(name: string): T | undefined => {
+    const v = table[name];
+    if (v === undefined) return undefined;
+    const at = `${where}.${name}`;
+    const kind = spec[name]!;
+    if (kind === "string[]") {
+      if (!Array.isArray(v) || v.some((x) => typeof x !== "string"))
+        throw new ConfigError(at, `expected an array of strings, found ${kindOf(v)}`);
+      return v.map((x) => expand(x, at, env)) as T;
+    }
+    if (kindOf(v) !== kind) throw new ConfigError(at, `expected ${kind}, found ${kindOf(v)}`);
+    if (kind === "string") return expand(v as string, at, env) as T;
+    return (kind === "integer" ? Number(v) : v) as T;
+  };
+  return get;
+}
+
+function expand(s: string, where: string, env: Record<string, string | undefined>): string {
+  return s.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (_, name: string) => {
+    const v = env[name];
+    if (v === undefined) throw new ConfigError(where, `environment variable ${name} is not set`);
+    return v;
+  });
+}
+
+function inRange(v: number, lo: number, hi: number, where: string): number {
+  if (v < lo || v > hi) throw new ConfigError(where, `must be between ${lo} and ${hi}, found ${v}`);
+  return v;
+}
+
+function parseEndpoint(s: string, where: string): URL {
+  let url: URL;
+  try {
+    url = new URL(s);
+  } catch {
+    throw new ConfigError(where, `not a valid URL: ${JSON.stringify(s)}`);
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:")
+    throw new ConfigError(where, `scheme must be http or https, found ${url.protocol.slice(0, -1)}`);
+  if ((url.pathname !== "/" && url.pathname !== "") || url.search || url.hash || url.username || url.password)
+    throw new ConfigError(where, "must be scheme://host[:port] with no path, query or credentials");
+  return url;
+}
+
+const BUCKET_NAME = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
+
+/** Validates a parsed TOML document. `baseDir` resolves a relative hooks module path. */
+export function validateConfig(doc: unknown, env: Record<string, string | undefined>, baseDir: string): Config {
+  if (!isTable(doc)) throw new ConfigError("osp.toml", "expected a TOML document");
+  const d = doc;
+  for (const k of Object.keys(d)) {
+    if (!["server", "keys", "hooks", "buckets"].includes(k))
+      throw new ConfigError(k, "unknown section (known: server, keys, hooks, buckets)");
+  }
+
+  const s = fields(d.server ?? {}, "server", {
+    bind: "string", http_port: "integer", metrics_port: "integer", workers: "integer", upstream_timeout: "integer",
+    max_clock_skew: "integer", access_log: "boolean",
+  }, env);
+  const server: ServerConfig = {
+    bind: s<string>("bind") ?? "0.0.0.0",
+    httpPort: inRange(s<number>("http_port") ?? 6190, 0, 65535, "server.http_port"),
+    metricsPort: s<number>("metrics_port") === undefined ? undefined : inRange(s<number>("metrics_port")!, 0, 65535, "server.metrics_port"),
+    workers: inRange(s<number>("workers") ?? 0, 0, 256, "server.workers"),
+    upstreamTimeout: inRange(s<number>("upstream_timeout") ?? 120, 1, 86400, "server.upstream_timeout"),
+    maxClockSkew: inRange(s<number>("max_clock_skew") ?? 900, 1, 86400, "server.max_clock_skew"),
+    accessLog: s<boolean>("access_log") ?? false,
+  };
+
+  const rawKeys = d.keys ?? [];
+  if (!Array.isArray(rawKeys)) throw new ConfigError("keys", "expected an array of tables ([[keys]])");
+  const keys = rawKeys.map((k, i): KeyConfig => {
+    const where = `keys[${i}]`;
+    const f = fields(k, where, { access_key: "string", secret_key: "string", buckets: "string[]", read_only: "boolean" }, env);
+    const accessKey = f<string>("access_key");
+    const secretKey = f<string>("secret_key");
+    if (!accessKey) throw new ConfigError(`${where}.access_key`, "is required");
+    if (!secretKey) throw new ConfigError(`${where}.secret_key`, "is required");
+    const buckets = f<string[]>("buckets");
+    return { accessKey, secretKey, buckets: !buckets || buckets.includes("*") ? "*" : buckets, readOnly: f<boolean>("read_only") ?? false };
+  });
+  const seen = new Set<string>();
+  keys.forEach((k, i) => {
+    if (seen.has(k.accessKey)) throw new ConfigError(`keys[${i}].access_key`, `duplicate access key ${k.accessKey}`);
+    seen.add(k.accessKey);
+  });
+
+  const h = fields(d.hooks ?? {}, "hooks", { module: "string", timeout_ms: "integer" }, env);
+  const module = h<string>("module");
+  const hooks: HooksConfig = {
+    module: module ? resolve(baseDir, module) : undefined,
+    timeoutMs: inRange(h<number>("timeout_ms") ?? 5000, 1, 600_000, "hooks.timeout_ms"),
+  };
+
+  const rawBuckets = d.buckets ?? {};
+  if (!isTable(rawBuckets)) throw new ConfigError("buckets", "expected a table of [buckets.NAME] tables");
+  const buckets = new Map<string, BucketConfig>();
+  for (const [name, b] of Object.entries(rawBuckets)) {
+    const where = `buckets.${name}`;
+    if (!BUCKET_NAME.test(name)) throw new ConfigError(where, "bucket names are 3-63 characters of a-z, 0-9, '.' and '-'");
+    const f = fields(b, where, {
+      endpoint: "string", region: "string", addressing_style: "string", backend_bucket: "string",
+      access_key: "string", secret_key: "string", apikey: "string", ttl: "integer",
+    }, env);
+    const endpoint = f<string>("endpoint");
+    if (!endpoint) throw new ConfigError(`${where}.endpoint`, "is required");
+    const style = f<string>("addressing_style") ?? "virtual";
+    if (style !== "virtual" && style !== "path")
+      throw new ConfigError(`${where}.addressing_style`, `must be "virtual" or "path", found ${JSON.stringify(style)}`);
+    const accessKey = f<string>("access_key");
+    const secretKey = f<string>("secret_key");
+    const apiKey = f<string>("apikey");
+    if (!accessKey !== !secretKey) throw new ConfigError(where, "access_key and secret_key go together");
+    if (apiKey && accessKey) throw new ConfigError(where, "apikey and access_key/secret_key are exclusive");
+    const backendBucket = f<string>("backend_bucket") ?? name;
+    if (!BUCKET_NAME.test(backendBucket)) throw new ConfigError(`${where}.backend_bucket`, "not a valid bucket name");
+    buckets.set(name, {
+      name,
+      endpoint: parseEndpoint(endpoint, `${where}.endpoint`),
+      region: f<string>("region") ?? "us-east-1",
+      addressingStyle: style,
+      backendBucket,
+      accessKey, secretKey, apiKey,
+      ttl: inRange(f<number>("ttl") ?? 300, 0, 86400 * 7, `${where}.ttl`),
+    });
+  }
+  for (const [i, k] of keys.entries()) {
+    if (k.buckets === "*") continue;
+    const unknown = k.buckets.find((b) => !buckets.has(b));
+    if (unknown) throw new ConfigError(`keys[${i}].buckets`, `bucket ${unknown} is not configured`);
+  }
+  return { server, keys, hooks, buckets };
+}
+
+/** Parses and validates osp.toml text. */
+export function parseConfig(text: string, env: Record<string, string | undefined>, baseDir: string): Config {
+  let doc: unknown;
+  try {
+    doc = parseToml(text);
+  } catch (e) {
+    const msg = e instanceof Error ? e.message.split("\n")[0]! : String(e);
+    throw new ConfigError("osp.toml", `not valid TOML: ${msg}`);
+  }
+  return validateConfig(doc, env, baseDir);
+}
+
+export async function loadConfig(path: string, env = process.env): Promise<Config> {
+  const file = Bun.file(path);
+  if (!(await file.exists())) throw new ConfigError(path, "no such file");
+  return parseConfig(await file.text(), env, dirname(resolve(path)));
+}

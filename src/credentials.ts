@@ -1,0 +1,46 @@
+/** Backend credentials of a bucket: from osp.toml, or from the fetchCredentials hook, cached per (token, bucket). */
+import type { BucketConfig, Config } from "./config.ts";
+import { S3Error, notImplemented } from "./errors.ts";
+import { callHook, type BackendCredentials, type Hooks } from "./hooks.ts";
+import { TtlCache } from "./cache.ts";
+
+/** HMAC keys, or an IBM COS IAM API key still to be exchanged for a bearer token. */
+export type ResolvedCredentials = ({ kind: "hmac" } & BackendCredentials) | { kind: "apikey"; apiKey: string };
+
+const noCredentials = (why: string) => new S3Error(403, "AccessDenied", `No backend credentials for this bucket (${why})`);
+
+export function normalizeCredentials(v: unknown): ResolvedCredentials {
+  if (typeof v === "string" && v) return { kind: "apikey", apiKey: v };
+  if (typeof v === "object" && v !== null) {
+    const c = v as Record<string, unknown>;
+    if (typeof c.accessKey === "string" && typeof c.secretKey === "string" && c.accessKey && c.secretKey)
+      return { kind: "hmac", accessKey: c.accessKey, secretKey: c.secretKey, sessionToken: typeof c.sessionToken === "string" ? c.sessionToken : undefined };
+  }
+  throw new Error("fetchCredentials returned neither an API key string nor {accessKey, secretKey}");
+}
+
+export type CredentialSource = (token: string, bucket: BucketConfig) => Promise<ResolvedCredentials>;
+
+export function createCredentialSource(config: Config, hooks: Hooks): CredentialSource {
+  const cache = new TtlCache<ResolvedCredentials>(100_000);
+  const hook = hooks.fetchCredentials;
+  return async (token, bucket) => {
+    if (bucket.accessKey && bucket.secretKey) return { kind: "hmac", accessKey: bucket.accessKey, secretKey: bucket.secretKey };
+    if (bucket.apiKey) return { kind: "apikey", apiKey: bucket.apiKey };
+    if (!hook) throw noCredentials("none configured and no fetchCredentials hook");
+    return cache.get(JSON.stringify([token, bucket.name]), bucket.ttl * 1000, () =>
+      callHook("fetchCredentials", config.hooks.timeoutMs, async () => normalizeCredentials(await hook(token, bucket.name)), noCredentials),
+    );
+  };
+}
+
+/** The HMAC keys to sign with; IBM IAM API keys are accepted in configuration but not exchanged yet. */
+export function hmacKeys(c: ResolvedCredentials): BackendCredentials {
+  if (c.kind === "apikey") throw notImplemented("IBM COS IAM API key authentication to the backend is not implemented yet; configure HMAC keys");
+  return c;
+}
+
+/** Whether two buckets' credentials are one backend account, so that a server-side copy can work. */
+export function sameAccount(a: ResolvedCredentials, b: ResolvedCredentials): boolean {
+  return a.kind === "hmac" && b.kind === "hmac" ? a.accessKey === b.accessKey : a.kind === "apikey" && b.kind === "apikey" && a.apiKey === b.apiKey;
+}

@@ -1,0 +1,37 @@
+/** forward: send the re-signed request to the backend, streaming the body, within a deadline. */
+import { S3Error } from "./errors.ts";
+
+export interface UpstreamRequest {
+  method: string;
+  url: string;
+  headers: Headers;
+  body: ReadableStream<Uint8Array> | null;
+}
+
+/**
+ * The deadline covers the wait for response headers only: a long download or upload is not
+ * cut short, but a backend that does not answer is. A client that goes away aborts the request.
+ */
+export async function forward(up: UpstreamRequest, bucket: string, clientSignal: AbortSignal, timeoutSeconds: number): Promise<Response> {
+  const deadline = new AbortController();
+  const timer = setTimeout(() => deadline.abort(), timeoutSeconds * 1000);
+  try {
+    return await fetch(up.url, {
+      method: up.method,
+      headers: up.headers,
+      body: up.body,
+      signal: AbortSignal.any([clientSignal, deadline.signal]),
+      redirect: "manual",
+      decompress: false,
+      duplex: "half", // a streamed request body
+    });
+  } catch (e) {
+    if (deadline.signal.aborted)
+      throw new S3Error(504, "GatewayTimeout", `The backend of bucket ${bucket} did not answer within ${timeoutSeconds} s`);
+    if (clientSignal.aborted) throw new S3Error(499, "RequestAborted", "The client closed the request");
+    const reason = e instanceof Error ? ((e as { code?: string }).code ?? e.name) : "error";
+    throw new S3Error(502, "BadGateway", `The backend of bucket ${bucket} could not be reached (${reason})`);
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -1,0 +1,57 @@
+/** parse: the raw request as it arrived, without URL normalisation, and what it addresses. */
+import { header, headerMap, parseQuery, uriDecode, type HeaderMap, type QueryPair } from "./sigv4.ts";
+import { s3Operation } from "./operation.ts";
+import { S3Error } from "./errors.ts";
+
+export interface ParsedRequest {
+  id: string;
+  method: string;
+  /** The request target's path and query exactly as sent. */
+  rawPath: string;
+  rawQuery: string;
+  query: QueryPair[];
+  queryMap: Map<string, string>;
+  headers: HeaderMap;
+  /** The frontend bucket ("" for the service, i.e. ListBuckets) and the decoded object key. */
+  bucket: string;
+  key: string;
+  operation: string;
+  clientAddress: string;
+}
+
+export interface RawRequest {
+  method: string;
+  /** The request target, e.g. "/bucket/a%20key?uploads". */
+  url: string;
+  /** Alternating names and values, as node:http's rawHeaders. */
+  rawHeaders: string[];
+  clientAddress: string;
+}
+
+export function newRequestId(): string {
+  const b = crypto.getRandomValues(new Uint8Array(8));
+  return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("").toUpperCase();
+}
+
+export function parseRequest(raw: RawRequest, id = newRequestId()): ParsedRequest {
+  let target = raw.url;
+  // absolute-form (RFC 9112 3.2.2), as sent to forward proxies
+  const abs = /^https?:\/\/[^/?]*/i.exec(target);
+  if (abs) target = target.slice(abs[0].length) || "/";
+  if (!target.startsWith("/")) throw new S3Error(400, "InvalidURI", "Couldn't parse the specified URI.");
+  const q = target.indexOf("?");
+  const rawPath = q < 0 ? target : target.slice(0, q);
+  const rawQuery = q < 0 ? "" : target.slice(q + 1);
+  const slash = rawPath.indexOf("/", 1);
+  const bucket = uriDecode(slash < 0 ? rawPath.slice(1) : rawPath.slice(1, slash));
+  const key = slash < 0 ? "" : uriDecode(rawPath.slice(slash + 1));
+  const query = parseQuery(rawQuery);
+  const queryMap = new Map(query);
+  const headers = headerMap(raw.rawHeaders);
+  const method = raw.method.toUpperCase();
+  return {
+    id, method, rawPath, rawQuery, query, queryMap, headers, bucket, key,
+    operation: s3Operation(method, bucket, key, queryMap, header(headers, "x-amz-copy-source") !== undefined),
+    clientAddress: raw.clientAddress,
+  };
+}

@@ -1,0 +1,99 @@
+/**
+ * The process model: a primary that keeps `workers` node:cluster workers alive, each serving the
+ * Hono app over node:http on the shared port. node:http (not Bun.serve) because it hands over the
+ * raw request target and keeps Content-Length on streamed responses; see the README for figures.
+ */
+import cluster from "node:cluster";
+import { availableParallelism } from "node:os";
+import { createServer, type Server } from "node:http";
+import { createAdaptorServer } from "@hono/node-server";
+import { AggregatorRegistry } from "prom-client";
+import type { Config } from "./config.ts";
+import type { Hooks } from "./hooks.ts";
+import { createApp, registry } from "./app.ts";
+import { createPipeline } from "./proxy.ts";
+
+const GRACE_MS = 10_000;
+
+export const workerCount = (config: Config) => config.server.workers || availableParallelism();
+
+/** Starts osp: in the primary, forks the workers; in a worker (or with one worker), serves. */
+export function startServer(config: Config, hooks: Hooks): void {
+  if (workerCount(config) > 1 && cluster.isPrimary) return startPrimary(config);
+  const server = serve(config, hooks);
+  if (workerCount(config) === 1 && config.server.metricsPort !== undefined) serveMetrics(config, () => registry.metrics(), registry.contentType);
+  const stop = () => {
+    server.close(() => process.exit(0));
+    server.closeIdleConnections();
+    setTimeout(() => process.exit(0), GRACE_MS).unref();
+  };
+  process.once("SIGTERM", stop);
+  process.once("SIGINT", stop);
+}
+
+function serve(config: Config, hooks: Hooks): Server {
+  const app = createApp(createPipeline(config, hooks));
+  const server = createAdaptorServer({ fetch: app.fetch, overrideGlobalObjects: false }) as Server;
+  // Uploads of many GiB and slow CompleteMultipartUploads must not be cut off by node's 5-minute default.
+  server.requestTimeout = 0;
+  server.headersTimeout = 60_000;
+  server.keepAliveTimeout = 65_000;
+  server.on("error", (e) => {
+    console.error(`osp: cannot listen on ${config.server.bind}:${config.server.httpPort}: ${e.message}`);
+    process.exit(1);
+  });
+  server.listen(config.server.httpPort, config.server.bind, () => {
+    if (cluster.isPrimary) console.log(`osp: listening on http://${config.server.bind}:${config.server.httpPort}`);
+  });
+  return server;
+}
+
+function serveMetrics(config: Config, metrics: () => Promise<string>, contentType: string): void {
+  createServer(async (req, res) => {
+    if (req.url !== "/metrics") return res.writeHead(404).end();
+    try {
+      const body = await metrics();
+      res.writeHead(200, { "content-type": contentType }).end(body);
+    } catch (e) {
+      res.writeHead(500).end(String(e));
+    }
+  }).listen(config.server.metricsPort, config.server.bind);
+}
+
+function startPrimary(config: Config): void {
+  const n = workerCount(config);
+  let stopping = false;
+  const recentDeaths: number[] = [];
+  const fork = () => cluster.fork();
+  cluster.on("exit", (worker, code, signal) => {
+    if (stopping) {
+      if (Object.keys(cluster.workers ?? {}).length === 0) process.exit(0);
+      return;
+    }
+    console.error(`osp: worker ${worker.process.pid} died (${signal ?? `exit ${code}`}); starting another`);
+    const now = Date.now();
+    recentDeaths.push(now);
+    while (recentDeaths[0]! < now - 10_000) recentDeaths.shift();
+    // a worker that dies at once every time (bad hooks module, port taken) would spin
+    if (recentDeaths.length > 2 * n) {
+      console.error("osp: workers keep dying; stopping");
+      process.exit(1);
+    }
+    fork();
+  });
+  for (let i = 0; i < n; i++) fork();
+  console.log(`osp: ${n} workers on http://${config.server.bind}:${config.server.httpPort}`);
+  if (config.server.metricsPort !== undefined) {
+    const aggregator = new AggregatorRegistry();
+    serveMetrics(config, () => aggregator.clusterMetrics(), aggregator.contentType);
+  }
+  const stop = () => {
+    stopping = true;
+    const workers = Object.values(cluster.workers ?? {});
+    if (workers.length === 0) process.exit(0);
+    for (const w of workers) w?.process.kill("SIGTERM");
+    setTimeout(() => process.exit(0), GRACE_MS + 1000).unref();
+  };
+  process.once("SIGTERM", stop);
+  process.once("SIGINT", stop);
+}

@@ -1,0 +1,222 @@
+/**
+ * SigV4 for S3: canonicalization as pure functions over the raw request, and the signature
+ * itself computed by aws4fetch's AwsV4Signer (string to sign, signing-key derivation, HMAC).
+ * The signer's own canonicalization goes through WHATWG URL parsing, which rewrites dot
+ * segments and backslashes and collapses repeated query keys; the parts it would derive are
+ * therefore set from the raw request target here, so the signature covers exactly what the
+ * client sent.
+ */
+import { AwsV4Signer } from "aws4fetch";
+import { timingSafeEqual } from "node:crypto";
+import { S3Error } from "./errors.ts";
+
+export type QueryPair = [name: string, value: string];
+
+/** S3's UriEncode: every byte but A-Z a-z 0-9 - . _ ~ (and "/" when keepSlash) as %XX. */
+export function uriEncode(s: string, keepSlash: boolean): string {
+  const e = encodeURIComponent(s).replace(/[!'()*]/g, (c) => "%" + c.charCodeAt(0).toString(16).toUpperCase());
+  return keepSlash ? e.replace(/%2F/g, "/") : e;
+}
+
+/** Percent-decoding in which "+" stays a plus, as S3 reads paths. */
+export function uriDecode(s: string): string {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    throw new S3Error(400, "InvalidURI", "Couldn't parse the specified URI.");
+  }
+}
+
+export function parseQuery(rawQuery: string): QueryPair[] {
+  if (!rawQuery) return [];
+  return rawQuery
+    .split("&")
+    .filter((p) => p !== "")
+    .map((p) => {
+      const i = p.indexOf("=");
+      return i < 0 ? [uriDecode(p), ""] : [uriDecode(p.slice(0, i)), uriDecode(p.slice(i + 1))];
+    });
+}
+
+/** The canonical query string: pairs encoded, then sorted by name and value. */
+export function canonicalQuery(pairs: QueryPair[]): string {
+  return pairs
+    .map(([k, v]) => [uriEncode(k, false), uriEncode(v, false)] as const)
+    .sort(([k1, v1], [k2, v2]) => (k1 < k2 ? -1 : k1 > k2 ? 1 : v1 < v2 ? -1 : v1 > v2 ? 1 : 0))
+    .map(([k, v]) => `${k}=${v}`)
+    .join("&");
+}
+
+/** The canonical URI of an S3 path: decoded once, re-encoded once, no normalisation. */
+export const canonicalUri = (rawPath: string) => uriEncode(uriDecode(rawPath), true);
+
+/** Header values by lower-case name, in arrival order. */
+export type HeaderMap = Map<string, string[]>;
+
+export function headerMap(rawHeaders: string[]): HeaderMap {
+  const m: HeaderMap = new Map();
+  for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i]!.toLowerCase();
+    const list = m.get(name);
+    if (list) list.push(rawHeaders[i + 1]!);
+    else m.set(name, [rawHeaders[i + 1]!]);
+  }
+  return m;
+}
+
+export const header = (h: HeaderMap, name: string): string | undefined => h.get(name)?.join(",");
+
+export function canonicalHeaders(h: HeaderMap, signed: string[]): string {
+  return signed
+    .map((name) => name + ":" + (h.get(name) ?? []).map((v) => v.trim().replace(/\s+/g, " ")).join(","))
+    .join("\n");
+}
+
+/** What a client's SigV4 credential says, from the Authorization header or the presigned query. */
+export interface SignedRequestInfo {
+  presigned: boolean;
+  accessKey: string;
+  /** yyyymmdd of the credential scope. */
+  date: string;
+  region: string;
+  service: string;
+  signedHeaders: string[];
+  signature: string;
+  /** x-amz-date / X-Amz-Date: yyyymmddThhmmssZ. */
+  datetime: string;
+  /** Seconds a presigned URL is valid. */
+  expires?: number;
+}
+
+const SCOPE_PART = /^[a-z0-9-]{1,64}$/;
+const DATETIME = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/;
+
+function parseCredential(credential: string, bad: (m: string) => S3Error) {
+  const parts = credential.split("/");
+  if (parts.length < 5 || parts[parts.length - 1] !== "aws4_request")
+    throw bad(`the Credential is malformed; expecting "<YOUR-AKID>/YYYYMMDD/REGION/SERVICE/aws4_request"`);
+  const [date, region, service] = parts.slice(-4, -1) as [string, string, string];
+  const accessKey = parts.slice(0, -4).join("/");
+  if (!/^\d{8}$/.test(date) || !SCOPE_PART.test(region) || !accessKey) throw bad("the Credential is malformed");
+  if (service !== "s3") throw bad(`the Credential names service ${JSON.stringify(service)}; expecting "s3"`);
+  return { accessKey, date, region, service };
+}
+
+function parseSignedHeaders(s: string, bad: (m: string) => S3Error): string[] {
+  const names = s.split(";");
+  if (!names.includes("host") || names.some((n) => !/^[a-z0-9-]+$/.test(n))) throw bad("SignedHeaders must be lower-case names including host");
+  return names;
+}
+
+/** Reads the SigV4 parameters of an Authorization header. */
+export function parseAuthorization(value: string, datetime: string | undefined): SignedRequestInfo {
+  const bad = (m: string) => new S3Error(400, "AuthorizationHeaderMalformed", `The authorization header is malformed; ${m}`);
+  if (value.startsWith("AWS4-ECDSA-P256-SHA256 "))
+    throw new S3Error(501, "NotImplemented", "SigV4a (AWS4-ECDSA-P256-SHA256) signatures are not supported; sign with SigV4");
+  if (value.startsWith("AWS "))
+    throw new S3Error(400, "InvalidRequest", "Signature Version 2 is not supported; sign with AWS4-HMAC-SHA256");
+  if (!value.startsWith("AWS4-HMAC-SHA256 ")) throw bad("the authorization algorithm is not AWS4-HMAC-SHA256");
+  const params = new Map<string, string>();
+  for (const part of value.slice(17).split(",")) {
+    const i = part.indexOf("=");
+    if (i > 0) params.set(part.slice(0, i).trim(), part.slice(i + 1).trim());
+  }
+  const credential = params.get("Credential");
+  const signedHeaders = params.get("SignedHeaders");
+  const signature = params.get("Signature");
+  if (!credential || !signedHeaders || !signature) throw bad("Credential, SignedHeaders and Signature are required");
+  if (!datetime || !DATETIME.test(datetime))
+    throw new S3Error(403, "AccessDenied", "AWS authentication requires a valid x-amz-date header");
+  return {
+    presigned: false,
+    ...parseCredential(credential, bad),
+    signedHeaders: parseSignedHeaders(signedHeaders, bad),
+    signature,
+    datetime,
+  };
+}
+
+/** Reads the SigV4 parameters of a presigned URL's query. */
+export function parsePresigned(query: QueryPair[]): SignedRequestInfo {
+  const bad = (m: string) => new S3Error(400, "AuthorizationQueryParametersError", m);
+  const q = new Map(query);
+  const algorithm = q.get("X-Amz-Algorithm");
+  if (algorithm === "AWS4-ECDSA-P256-SHA256")
+    throw new S3Error(501, "NotImplemented", "SigV4a (AWS4-ECDSA-P256-SHA256) signatures are not supported; sign with SigV4");
+  if (algorithm !== "AWS4-HMAC-SHA256") throw bad("X-Amz-Algorithm only supports \"AWS4-HMAC-SHA256\"");
+  const credential = q.get("X-Amz-Credential");
+  const signedHeaders = q.get("X-Amz-SignedHeaders");
+  const signature = q.get("X-Amz-Signature");
+  const datetime = q.get("X-Amz-Date");
+  const expiresText = q.get("X-Amz-Expires");
+  if (!credential || !signedHeaders || !signature || !datetime || !expiresText)
+    throw bad("Query-string authentication version 4 requires the X-Amz-Algorithm, X-Amz-Credential, X-Amz-Signature, X-Amz-Date, X-Amz-SignedHeaders, and X-Amz-Expires parameters.");
+  if (!DATETIME.test(datetime)) throw bad("X-Amz-Date must be in the ISO8601 Long Format \"yyyyMMdd'T'HHmmss'Z'\"");
+  const expires = /^\d{1,7}$/.test(expiresText) ? Number(expiresText) : NaN;
+  if (!(expires >= 1)) throw bad("X-Amz-Expires must be a positive number of seconds");
+  if (expires > 604800) throw bad("X-Amz-Expires must be less than a week (in seconds) that is 604800");
+  return {
+    presigned: true,
+    ...parseCredential(credential, bad),
+    signedHeaders: parseSignedHeaders(signedHeaders, bad),
+    signature,
+    datetime,
+    expires,
+  };
+}
+
+export function datetimeMs(datetime: string): number {
+  const m = DATETIME.exec(datetime)!;
+  return Date.UTC(+m[1]!, +m[2]! - 1, +m[3]!, +m[4]!, +m[5]!, +m[6]!);
+}
+
+/** Derived signing keys by (secret, date, region, service); bounded, since region comes from the client. */
+class SigningKeyCache extends Map<string, ArrayBuffer> {
+  constructor(private readonly max: number) {
+    super();
+  }
+  override set(k: string, v: ArrayBuffer) {
+    if (this.size >= this.max && !this.has(k)) this.delete(this.keys().next().value!);
+    return super.set(k, v);
+  }
+}
+const signingKeys = new SigningKeyCache(4096);
+
+/** The parts of a canonical request, as the signer hashes them. */
+export interface CanonicalParts {
+  method: string;
+  encodedPath: string;
+  encodedSearch: string;
+  signedHeaders: string[];
+  canonicalHeaders: string;
+  payloadHash: string;
+}
+
+/** The hex SigV4 signature of a canonical request with the given secret and scope. */
+export async function signature(parts: CanonicalParts, info: Pick<SignedRequestInfo, "datetime" | "region" | "service">, secret: string): Promise<string> {
+  const signer = new AwsV4Signer({
+    method: parts.method,
+    url: "http://canonical.invalid/",
+    accessKeyId: "-",
+    secretAccessKey: secret,
+    service: info.service,
+    region: info.region,
+    datetime: info.datetime,
+    cache: signingKeys,
+    allHeaders: true,
+  });
+  Object.assign(signer, {
+    encodedPath: parts.encodedPath,
+    encodedSearch: parts.encodedSearch,
+    signedHeaders: parts.signedHeaders.join(";"),
+    canonicalHeaders: parts.canonicalHeaders,
+    hexBodyHash: async () => parts.payloadHash,
+  });
+  return signer.signature();
+}
+
+export function constantTimeEqual(a: string, b: string): boolean {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
+}

@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Install everything the test suites need. Idempotent; fast when everything is present.
+#   bun 1.4.x (npm), node_modules (bun install), minio (go install), boto3 + awscli + pytest (pip)
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+BUN_VERSION=1.4.4
+MINIO_MODULE=github.com/minio/minio@v0.0.0-20260212201848-7aac2a2c5b7c
+
+say() { echo "install: $*"; }
+
+# PATH: go's bin dir (minio) and npm's global bin dir (bun)
+if command -v go >/dev/null 2>&1; then
+  GOBIN_DIR="$(go env GOBIN)"
+  [ -n "$GOBIN_DIR" ] || GOBIN_DIR="$(go env GOPATH | cut -d: -f1)/bin"
+else
+  GOBIN_DIR="$HOME/go/bin"
+fi
+export PATH="$GOBIN_DIR:$PATH"
+
+# --- bun -----------------------------------------------------------------------------------
+bun_ok() { command -v bun >/dev/null 2>&1 && [[ "$(bun --version 2>/dev/null)" == 1.4.* ]]; }
+if bun_ok; then
+  say "bun $(bun --version) ok"
+else
+  say "installing bun@$BUN_VERSION from npm"
+  npm install -g --no-fund --no-audit "bun@$BUN_VERSION" >/dev/null
+  export PATH="$(npm prefix -g)/bin:$PATH"
+  hash -r
+  bun_ok || { say "bun $BUN_VERSION install failed"; exit 1; }
+  say "bun $(bun --version) installed"
+fi
+
+# --- node_modules --------------------------------------------------------------------------
+if [ -f bun.lock ]; then
+  bun install --frozen-lockfile >/tmp/osp-bun-install.log 2>&1 \
+    || { cat /tmp/osp-bun-install.log; say "bun install --frozen-lockfile failed"; exit 1; }
+else
+  bun install >/tmp/osp-bun-install.log 2>&1 \
+    || { cat /tmp/osp-bun-install.log; say "bun install failed"; exit 1; }
+fi
+say "node_modules ok"
+
+# --- minio ---------------------------------------------------------------------------------
+if [ -n "${MINIO_BIN:-}" ] && [ -x "$MINIO_BIN" ]; then
+  say "minio ok ($MINIO_BIN)"
+elif command -v minio >/dev/null 2>&1; then
+  say "minio ok ($(command -v minio))"
+else
+  command -v go >/dev/null 2>&1 || { say "go is needed to build minio but is not installed"; exit 1; }
+  say "building minio with go install (takes several minutes the first time)"
+  if ! go install "$MINIO_MODULE" >/tmp/osp-minio-install.log 2>&1; then
+    tail -30 /tmp/osp-minio-install.log
+    say "go install minio failed"
+    exit 1
+  fi
+  command -v minio >/dev/null 2>&1 || { say "minio not found in $GOBIN_DIR after go install"; exit 1; }
+  say "minio installed ($(command -v minio))"
+fi
+
+# --- python --------------------------------------------------------------------------------
+PY=python3
+if "$PY" -c 'import boto3, pytest, awscli' >/dev/null 2>&1; then
+  say "python boto3/awscli/pytest ok"
+else
+  say "pip install boto3 awscli pytest"
+  if ! "$PY" -m pip install -q --disable-pip-version-check boto3 awscli pytest 2>/tmp/osp-pip.log; then
+    if grep -q externally-managed /tmp/osp-pip.log; then
+      "$PY" -m pip install -q --disable-pip-version-check --break-system-packages boto3 awscli pytest
+    else
+      cat /tmp/osp-pip.log
+      exit 1
+    fi
+  fi
+  command -v pyenv >/dev/null 2>&1 && pyenv rehash >/dev/null 2>&1 || true
+  "$PY" -c 'import boto3, pytest, awscli' || { say "python packages still not importable"; exit 1; }
+  say "python packages installed"
+fi
