@@ -47,7 +47,7 @@ import { S3Client, CreateBucketCommand } from "@aws-sdk/client-s3";
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, statSync, writeFileSync } from "node:fs";
 import { join, relative, resolve } from "node:path";
-import { startMinio, MINIO_ROOT_PASSWORD, MINIO_ROOT_USER, type MinioServer } from "./minio.ts";
+import { startMinio, type MinioServer } from "./minio.ts";
 import { ospEntry, startOsp, REPO_ROOT, type OspInstance } from "./osp.ts";
 import { freePort, runAllCleanupsSync, sleep, stopProcess } from "./proc.ts";
 

@@ -17,6 +17,7 @@ from s3util import (
     ACCESS_KEY,
     BUCKET_A,
     BUCKET_B,
+    BUCKET_DOWN,
     ENDPOINT,
     SECRET_KEY,
     error_code,
@@ -233,8 +234,6 @@ def test_unknown_bucket(osp):
 
 
 def test_admin_list_buckets(osp):
-    from s3util import BUCKET_DOWN
-
     names = {b["Name"] for b in osp.list_buckets()["Buckets"]}
     expected = {BUCKET_A, BUCKET_B} | ({BUCKET_DOWN} if BUCKET_DOWN else set())
     assert expected <= names, names

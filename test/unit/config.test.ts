@@ -1,0 +1,63 @@
+import { describe, expect, test } from "bun:test";
+import { ConfigError, parseConfig } from "../../src/config.ts";
+
+const base = `
+[server]
+http_port = 8080
+[[keys]]
+access_key = "AK"
+secret_key = "\${SECRET}"
+buckets = ["a-bucket"]
+[buckets.a-bucket]
+endpoint = "https://s3.example.com:9000"
+region = "eu-de"
+backend_bucket = "real-name"
+access_key = "BK"
+secret_key = "bs"
+`;
+const env = { SECRET: "s3cret" };
+
+function problem(text: string, e: Record<string, string> = env): string {
+  try {
+    parseConfig(text, e, "/etc/osp");
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    return (err as Error).message;
+  }
+  throw new Error("expected a ConfigError");
+}
+
+describe("osp.toml", () => {
+  test("a valid file, with defaults and ${VAR}", () => {
+    const c = parseConfig(base + `[hooks]\nmodule = "./hooks.ts"\n`, env, "/etc/osp");
+    expect(c.server).toMatchObject({ httpPort: 8080, bind: "0.0.0.0", workers: 0, maxClockSkew: 900 });
+    expect(c.keys).toEqual([{ accessKey: "AK", secretKey: "s3cret", buckets: ["a-bucket"], readOnly: false }]);
+    expect(c.hooks.module).toBe("/etc/osp/hooks.ts");
+    const b = c.buckets.get("a-bucket")!;
+    expect(b.endpoint.origin).toBe("https://s3.example.com:9000");
+    expect(b).toMatchObject({ region: "eu-de", addressingStyle: "virtual", backendBucket: "real-name", ttl: 300 });
+  });
+
+  test("each mistake names its field", () => {
+    expect(problem(base, {})).toBe("keys[0].secret_key: environment variable SECRET is not set");
+    expect(problem(base + "extra = 1\n")).toBe("buckets.a-bucket.extra: unknown field (known: endpoint, region, addressing_style, backend_bucket, access_key, secret_key, apikey, ttl)");
+    expect(problem(base.replace("http_port = 8080", 'http_port = "8080"'))).toBe("server.http_port: expected integer, found string");
+    expect(problem(base.replace("http_port = 8080", "http_port = 70000"))).toBe("server.http_port: must be between 0 and 65535, found 70000");
+    expect(problem(base.replace("https://s3.example.com:9000", "s3.example.com"))).toBe('buckets.a-bucket.endpoint: not a valid URL: "s3.example.com"');
+    expect(problem(base.replace("https://s3.example.com:9000", "ftp://x"))).toBe("buckets.a-bucket.endpoint: scheme must be http or https, found ftp");
+    expect(problem(base.replace("https://s3.example.com:9000", "https://x/path"))).toContain("buckets.a-bucket.endpoint: must be scheme://host[:port]");
+    expect(problem(base.replace('buckets = ["a-bucket"]', 'buckets = ["nope"]'))).toBe("keys[0].buckets: bucket nope is not configured");
+    expect(problem(base.replace('secret_key = "bs"', ""))).toBe("buckets.a-bucket: access_key and secret_key go together");
+    expect(problem(base + "[other]\n")).toBe("other: unknown section (known: server, keys, hooks, buckets)");
+    expect(problem(base + '[[keys]]\naccess_key = "AK"\nsecret_key = "x"\n')).toBe("keys[1].access_key: duplicate access key AK");
+    expect(problem("[server\n")).toStartWith("osp.toml: not valid TOML");
+    expect(problem(base.replace("[buckets.a-bucket]", "[buckets.A_B]"))).toStartWith("buckets.A_B: bucket names are");
+    expect(problem(base.replace('region = "eu-de"', 'addressing_style = "dns"'))).toBe('buckets.a-bucket.addressing_style: must be "virtual" or "path", found "dns"');
+  });
+
+  test("the shipped osp.toml is valid", async () => {
+    const text = await Bun.file(new URL("../../osp.toml", import.meta.url)).text();
+    const c = parseConfig(text, { OSP_ACCESS_KEY: "a", OSP_SECRET_KEY: "b", BACKEND_ENDPOINT: "http://127.0.0.1:9000", BACKEND_ACCESS_KEY: "c", BACKEND_SECRET_KEY: "d" }, "/");
+    expect(c.buckets.size).toBe(1);
+  });
+});
