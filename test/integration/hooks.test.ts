@@ -1,0 +1,108 @@
+/** A hooks module (test/fixtures/hooks.ts) deciding secrets, backend credentials and access. */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { GetObjectCommand, ListBucketsCommand, PutObjectCommand, S3ServiceException } from "@aws-sdk/client-s3";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { serverToml } from "../harness/env.ts";
+import { freePort, startOsp, type OspInstance } from "../harness/osp.ts";
+import { env, sdkClient, uniquePrefix } from "./util.ts";
+
+const prefix = uniquePrefix("hooks");
+const hookLog = join(mkdtempSync(join(tmpdir(), "osp-hooks-")), "calls.log");
+const calls = (line: string) => readFileSync(hookLog, "utf8").split("\n").filter((l) => l === line).length;
+let osp: OspInstance;
+const client = (ak: string) => sdkClient(osp.endpoint, ak, `secret-of-${ak}`);
+
+async function failure(p: Promise<unknown>): Promise<[string, number | undefined]> {
+  try {
+    await p;
+  } catch (e) {
+    if (e instanceof S3ServiceException) return [e.name, e.$metadata.httpStatusCode];
+    throw e;
+  }
+  return ["ok", 200];
+}
+
+beforeAll(async () => {
+  writeFileSync(hookLog, "");
+  // one worker, so that call counts are exact (each worker caches on its own)
+  osp = await startOsp({
+    configToml: serverToml(await freePort(), { workers: 1 }) + `
+[hooks]
+module = "${resolve(import.meta.dir, "../fixtures/hooks.ts")}"
+timeout_ms = 1000
+
+[buckets.${env.bucketA}]
+endpoint = "${env.minioA.endpoint}"
+addressing_style = "path"
+ttl = 60
+
+[buckets.apikey-bucket]
+endpoint = "${env.minioA.endpoint}"
+addressing_style = "path"
+backend_bucket = "${env.bucketA}"
+
+[buckets.uncached]
+endpoint = "${env.minioA.endpoint}"
+addressing_style = "path"
+backend_bucket = "${env.bucketA}"
+ttl = 0
+`,
+    env: { HOOK_LOG: hookLog, HOOK_BACKEND_CREDS: JSON.stringify({ accessKey: env.minioA.accessKey, secretKey: env.minioA.secretKey }) },
+  });
+});
+afterAll(() => osp?.stop());
+
+describe("hooks", () => {
+  test("lookupSecret admits a key that is not in the keystore; fetchCredentials signs for the backend", async () => {
+    const s3 = client("HOOKUSER1");
+    await s3.send(new PutObjectCommand({ Bucket: env.bucketA, Key: `${prefix}a`, Body: "via hooks" }));
+    const got = await s3.send(new GetObjectCommand({ Bucket: env.bucketA, Key: `${prefix}a` }));
+    expect(await got.Body!.transformToString()).toBe("via hooks");
+    expect(await failure(client("STRANGER").send(new GetObjectCommand({ Bucket: env.bucketA, Key: `${prefix}a` })))).toEqual(["InvalidAccessKeyId", 403]);
+  });
+
+  test("results are cached per TTL and concurrent misses call a hook once", async () => {
+    const s3 = client("HOOKUSER2");
+    await s3.send(new PutObjectCommand({ Bucket: env.bucketA, Key: `${prefix}c`, Body: "c" }));
+    await Promise.all(Array.from({ length: 12 }, () => s3.send(new GetObjectCommand({ Bucket: env.bucketA, Key: `${prefix}c` }))));
+    expect(calls(`lookupSecret HOOKUSER2`)).toBe(1);
+    expect(calls(`fetchCredentials HOOKUSER2 ${env.bucketA}`)).toBe(1);
+    expect(calls(`authorize HOOKUSER2 ${env.bucketA} GetObject ${prefix}c`)).toBe(1);
+    expect(calls(`authorize HOOKUSER2 ${env.bucketA} PutObject ${prefix}c`)).toBe(1);
+    // decisions are per key: another object is asked about again
+    await failure(s3.send(new GetObjectCommand({ Bucket: env.bucketA, Key: `${prefix}other` })));
+    expect(calls(`authorize HOOKUSER2 ${env.bucketA} GetObject ${prefix}other`)).toBe(1);
+    // ttl = 0: every request asks
+    for (let i = 0; i < 3; i++) await s3.send(new GetObjectCommand({ Bucket: "uncached", Key: `${prefix}c` }));
+    expect(calls(`authorize HOOKUSER2 uncached GetObject ${prefix}c`)).toBe(3);
+  });
+
+  test("authorize decides by operation and key", async () => {
+    const reader = client("HOOKUSER-READER");
+    expect(await failure(reader.send(new GetObjectCommand({ Bucket: env.bucketA, Key: `${prefix}a` })))).toEqual(["ok", 200]);
+    expect(await failure(reader.send(new PutObjectCommand({ Bucket: env.bucketA, Key: `${prefix}r`, Body: "x" })))).toEqual(["AccessDenied", 403]);
+    expect(await failure(client("HOOKUSER1").send(new GetObjectCommand({ Bucket: env.bucketA, Key: "private/x" })))).toEqual(["AccessDenied", 403]);
+  });
+
+  test("a hook that throws or hangs denies the request and the worker lives on", async () => {
+    const s3 = client("HOOKUSER1");
+    expect(await failure(s3.send(new GetObjectCommand({ Bucket: env.bucketA, Key: "throws/x" })))).toEqual(["AccessDenied", 403]);
+    const started = Date.now();
+    expect(await failure(s3.send(new GetObjectCommand({ Bucket: env.bucketA, Key: "slow/x" })))).toEqual(["AccessDenied", 403]);
+    expect(Date.now() - started).toBeLessThan(5000);
+    expect(await failure(client("HOOKTHROWS").send(new GetObjectCommand({ Bucket: env.bucketA, Key: "x" })))).toEqual(["ServiceUnavailable", 503]);
+    expect(await failure(s3.send(new GetObjectCommand({ Bucket: env.bucketA, Key: `${prefix}a` })))).toEqual(["ok", 200]);
+  });
+
+  test("an IBM COS API key from fetchCredentials is accepted, and its use is a clear NotImplemented", async () => {
+    expect(await failure(client("HOOKUSER1").send(new GetObjectCommand({ Bucket: "apikey-bucket", Key: "x" })))).toEqual(["NotImplemented", 501]);
+  });
+
+  test("ListBuckets asks authorize about each bucket", async () => {
+    const listed = await client("HOOKUSER1").send(new ListBucketsCommand({}));
+    expect(listed.Buckets!.map((b) => b.Name).sort()).toEqual(["alpha", "apikey-bucket", "uncached"]);
+    expect(calls(`authorize HOOKUSER1 uncached ListBuckets `)).toBe(1);
+  });
+});

@@ -1,0 +1,197 @@
+/** osp as a process: start-up checks, bad input at the edges, backends that fail, the worker pool. */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { HeadObjectCommand, PutObjectCommand, GetObjectCommand } from "@aws-sdk/client-s3";
+import { connect } from "node:net";
+import { bucketToml, keyToml, serverToml } from "../harness/env.ts";
+import { freePort, runOspOnce, startOsp, type OspInstance } from "../harness/osp.ts";
+import { backendClient, env, randomBytes, rawRequest, sdkClient, sha256, signRaw, uniquePrefix, xmlCode } from "./util.ts";
+
+const prefix = uniquePrefix("server");
+const backendA = backendClient(env.minioA);
+
+async function exists(key: string, bucket = env.bucketA): Promise<boolean> {
+  try {
+    await backendA.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+describe("configuration", () => {
+  test("--check accepts a valid file and names the problem in a bad one, without a stack trace", async () => {
+    const good = serverToml(await freePort()) + keyToml("AK", "sk") + bucketToml("alpha", env.minioA);
+    const ok = await runOspOnce({ configToml: good, args: ["--check"] });
+    expect(ok.code).toBe(0);
+    expect(ok.output).toContain("is valid: 1 buckets, 1 keys");
+
+    const cases: [string, string][] = [
+      [good.replace('addressing_style = "path"', 'addressing_style = "dns"'), 'buckets.alpha.addressing_style: must be "virtual" or "path", found "dns"'],
+      [good + "bogus = 1\n", "buckets.alpha.bogus: unknown field"],
+      [good.replace('secret_key = "sk"', 'secret_key = "${NO_SUCH_VARIABLE_HERE}"'), "keys[0].secret_key: environment variable NO_SUCH_VARIABLE_HERE is not set"],
+      [good.replace(/endpoint = ".*"/, 'endpoint = "not a url"'), 'buckets.alpha.endpoint: not a valid URL: "not a url"'],
+      [good.replace("http_port = ", "http_port = -"), "server.http_port: must be between 0 and 65535"],
+      [good + '[hooks]\nmodule = "./does-not-exist.ts"\n', "hooks.module: "],
+    ];
+    for (const [text, message] of cases) {
+      for (const args of [["--check"], []]) {
+        const r = await runOspOnce({ configToml: text, args });
+        expect(r.code).toBe(2);
+        expect(r.output).toContain(message);
+        expect(r.output).not.toMatch(/^\s+at /m);
+      }
+    }
+  });
+});
+
+describe("requests at the edges", () => {
+  test("Expect: 100-continue never skips authentication", async () => {
+    const key = `${prefix}expect`;
+    const body = "must not be stored";
+    for (const secret of [env.secretKey + "-wrong"]) {
+      const headers = await signRaw("PUT", env.ospEndpoint, `/${env.bucketA}/${key}`, { expect: "100-continue", "content-length": String(body.length) }, env.accessKey, secret);
+      const res = await rawRequest(env.ospEndpoint, "PUT", `/${env.bucketA}/${key}`, headers, body);
+      expect(res.status).toBe(403);
+      expect(xmlCode(res.body)).toBe("SignatureDoesNotMatch");
+    }
+    expect(await exists(key)).toBe(false);
+    const headers = await signRaw("PUT", env.ospEndpoint, `/${env.bucketA}/${key}`, { expect: "100-continue", "content-length": String(body.length) }, env.accessKey, env.secretKey);
+    expect((await rawRequest(env.ospEndpoint, "PUT", `/${env.bucketA}/${key}`, headers, body)).status).toBe(200);
+    expect(await exists(key)).toBe(true);
+  });
+
+  test("an uploadId query does not skip authentication either", async () => {
+    const target = `/${env.bucketA}/${prefix}mp?uploadId=anything&partNumber=1`;
+    const res = await rawRequest(env.ospEndpoint, "PUT", target, { "content-length": "1" }, "x");
+    expect(res.status).toBe(403);
+    expect(xmlCode(res.body)).toBe("AccessDenied");
+  });
+
+  test("dot segments in a signed path never reach another key or bucket", async () => {
+    for (const target of [`/${env.bucketA}/%2e%2e/${env.bucketB}/${prefix}escape`, `/${env.bucketA}/x/../${prefix}escape`, `/${env.bucketA}/./${prefix}escape`]) {
+      const headers = await signRaw("PUT", env.ospEndpoint, target, { "content-length": "1" }, env.accessKey, env.secretKey);
+      const res = await rawRequest(env.ospEndpoint, "PUT", target, headers, "x");
+      expect(res.status).toBe(400);
+      expect(xmlCode(res.body)).toBe("InvalidArgument");
+    }
+    expect(await exists(`${prefix}escape`)).toBe(false);
+    const b = backendClient(env.minioB);
+    await expect(b.send(new HeadObjectCommand({ Bucket: env.bucketBBackend, Key: `${prefix}escape` }))).rejects.toThrow();
+  });
+
+  test("anonymous GET / lists nothing; errors are S3 XML with a request id", async () => {
+    const res = await fetch(`${env.ospEndpoint}/`);
+    expect(res.status).toBe(403);
+    const body = await res.text();
+    expect(xmlCode(body)).toBe("AccessDenied");
+    expect(body).toMatch(/<RequestId>[0-9A-F]{16}<\/RequestId>/);
+    expect(body).not.toContain(env.bucketA);
+    expect(res.headers.get("x-amz-request-id")).toMatch(/^[0-9A-F]{16}$/);
+  });
+
+  test("a request signed 20 minutes ago is RequestTimeTooSkewed", async () => {
+    const target = `/${env.bucketA}/${prefix}skew`;
+    const headers = await signRaw("GET", env.ospEndpoint, target, {}, env.accessKey, env.secretKey, new Date(Date.now() - 20 * 60_000));
+    const res = await rawRequest(env.ospEndpoint, "GET", target, headers);
+    expect(res.status).toBe(403);
+    expect(xmlCode(res.body)).toBe("RequestTimeTooSkewed");
+  });
+
+  test("HEAD errors carry no body", async () => {
+    const res = await fetch(`${env.ospEndpoint}/${env.bucketA}/x`, { method: "HEAD" });
+    expect(res.status).toBe(403);
+    expect((await res.arrayBuffer()).byteLength).toBe(0);
+  });
+
+  test("aws-chunked bodies are refused with NotImplemented, never stored", async () => {
+    const key = `${prefix}chunked`;
+    const body = "5\r\nhello\r\n0\r\n\r\n";
+    const headers = await signRaw("PUT", env.ospEndpoint, `/${env.bucketA}/${key}`, {
+      "content-length": String(body.length), "content-encoding": "aws-chunked", "x-amz-decoded-content-length": "5",
+      "x-amz-content-sha256": "STREAMING-UNSIGNED-PAYLOAD-TRAILER",
+    }, env.accessKey, env.secretKey);
+    const res = await rawRequest(env.ospEndpoint, "PUT", `/${env.bucketA}/${key}`, headers, body);
+    expect(res.status).toBe(501);
+    expect(xmlCode(res.body)).toBe("NotImplemented");
+    expect(await exists(key)).toBe(false);
+  });
+
+  test("a client that aborts an upload leaves neither a new object nor a damaged old one", async () => {
+    const key = `${prefix}aborted`;
+    const old = randomBytes(1000);
+    await sdkClient().send(new PutObjectCommand({ Bucket: env.bucketA, Key: key, Body: old }));
+    const total = 64 * 1024 * 1024;
+    const u = new URL(env.ospEndpoint);
+    const headers = await signRaw("PUT", env.ospEndpoint, `/${env.bucketA}/${key}`, { "content-length": String(total) }, env.accessKey, env.secretKey);
+    await new Promise<void>((resolve) => {
+      const sock = connect(Number(u.port), u.hostname, () => {
+        const head = [`PUT /${env.bucketA}/${key} HTTP/1.1`, ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`), "", ""].join("\r\n");
+        sock.write(head);
+        sock.write(randomBytes(8 * 1024 * 1024), () => setTimeout(() => { sock.destroy(); resolve(); }, 200));
+      });
+      sock.on("error", () => resolve());
+    });
+    await Bun.sleep(500);
+    const got = await backendA.send(new GetObjectCommand({ Bucket: env.bucketA, Key: key }));
+    expect(sha256(await got.Body!.transformToByteArray())).toBe(sha256(old));
+  });
+});
+
+describe("backends that fail", () => {
+  let osp: OspInstance;
+  let silent: ReturnType<typeof Bun.listen>;
+  beforeAll(async () => {
+    // accepts connections and never answers: a backend that hangs
+    silent = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+    osp = await startOsp({
+      configToml: serverToml(await freePort(), { workers: 1, upstream_timeout: 2 }) + keyToml("AK", "secret-of-ak") +
+        bucketToml("hangs", { endpoint: `http://127.0.0.1:${silent.port}`, accessKey: "x", secretKey: "y" }),
+    });
+  });
+  afterAll(async () => {
+    await osp?.stop();
+    silent?.stop(true);
+  });
+
+  test("a backend that does not answer is a 504 GatewayTimeout after upstream_timeout", async () => {
+    const started = Date.now();
+    const headers = await signRaw("GET", osp.endpoint, "/hangs/k", {}, "AK", "secret-of-ak");
+    const res = await rawRequest(osp.endpoint, "GET", "/hangs/k", headers);
+    expect(res.status).toBe(504);
+    expect(xmlCode(res.body)).toBe("GatewayTimeout");
+    expect(Date.now() - started).toBeGreaterThanOrEqual(1900);
+    expect(Date.now() - started).toBeLessThan(6000);
+  });
+});
+
+describe("the worker pool", () => {
+  const children = async (pid: number) =>
+    (await Bun.$`pgrep -P ${pid}`.nothrow().text()).split("\n").filter(Boolean).map(Number);
+
+  test("a worker that dies is replaced; SIGTERM stops them all", async () => {
+    const osp = await startOsp({
+      configToml: serverToml(await freePort(), { workers: 2 }) + keyToml(env.accessKey, env.secretKey) + bucketToml(env.bucketA, env.minioA),
+    });
+    const client = sdkClient(osp.endpoint);
+    const key = `${prefix}pool`;
+    await client.send(new PutObjectCommand({ Bucket: env.bucketA, Key: key, Body: "pool" }));
+    let workers: number[] = [];
+    for (let i = 0; i < 50 && workers.length < 2; i++, await Bun.sleep(100)) workers = await children(osp.proc.pid);
+    expect(workers.length).toBe(2);
+    process.kill(workers[0]!, "SIGKILL");
+    let replaced: number[] = [];
+    for (let i = 0; i < 50; i++, await Bun.sleep(100)) {
+      replaced = await children(osp.proc.pid);
+      if (replaced.length === 2 && !replaced.includes(workers[0]!)) break;
+    }
+    expect(replaced.length).toBe(2);
+    expect(replaced).not.toContain(workers[0]!);
+    for (let i = 0; i < 10; i++) {
+      const got = await client.send(new GetObjectCommand({ Bucket: env.bucketA, Key: key }));
+      expect(await got.Body!.transformToString()).toBe("pool");
+    }
+    osp.proc.kill("SIGTERM");
+    expect(await osp.proc.exited).toBe(0);
+    for (const pid of replaced) expect(() => process.kill(pid, 0)).toThrow();
+  });
+});
