@@ -60,7 +60,7 @@ export async function proxy(p: Pipeline, req: ParsedRequest, body: ReadableStrea
   const url = upstreamUrl(bucket, req.key, req.query);
   const headers = await resign(req.method, url, forwardedHeaders(req.headers, overrides), keys, bucket.region);
   const upstream = await forward({ method: req.method, url, headers, body: hasBody(req.method) ? body : null }, bucket.name, signal, p.config.server.upstreamTimeout);
-  return respond(upstream, req.method);
+  return respond(upstream, req, bucket);
 }
 
 const hasBody = (method: string) => method !== "GET" && method !== "HEAD";

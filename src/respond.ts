@@ -1,10 +1,53 @@
-/** respond: the backend's answer passed on as it came (status, headers, length, streamed body). */
+/**
+ * respond: the backend's answer passed on as it came (status, headers, length, streamed body).
+ * One exception: where a frontend bucket has another name on its backend, the small XML
+ * documents that name the bucket (listings, multipart results, errors) are rewritten to say the
+ * name the client used.
+ */
+import type { BucketConfig } from "./config.ts";
+import type { ParsedRequest } from "./request.ts";
+import { uriEncode } from "./sigv4.ts";
+
 const HOP_BY_HOP = ["connection", "keep-alive", "transfer-encoding", "upgrade", "trailer", "te", "proxy-connection"];
 
-export function respond(upstream: Response, method: string): Response {
+/** Operations whose XML result names the bucket. Object bodies are never touched. */
+const NAMING_BUCKET = new Set([
+  "ListObjects", "ListObjectsV2", "ListObjectVersions", "ListMultipartUploads", "ListParts",
+  "CreateMultipartUpload", "CompleteMultipartUpload",
+]);
+const MAX_REWRITTEN_BYTES = 16 * 1024 * 1024;
+
+const escapeRegExp = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+
+/** Replaces the backend bucket name by the frontend one in an S3 XML document. */
+export function renameBucketInXml(xml: string, from: string, to: string, location: string): string {
+  const name = escapeRegExp(from);
+  return xml
+    .replace(new RegExp(`<(Name|Bucket|BucketName)>${name}</\\1>`, "g"), `<$1>${to}</$1>`)
+    .replace(new RegExp(`<Resource>/${name}(/|<)`, "g"), `<Resource>/${to}$1`)
+    .replace(/<Location>[^<]*<\/Location>/g, `<Location>${location}</Location>`);
+}
+
+export async function respond(upstream: Response, req: ParsedRequest, bucket: BucketConfig): Promise<Response> {
   const headers = new Headers(upstream.headers);
   for (const h of HOP_BY_HOP) headers.delete(h);
-  const bodyless = method === "HEAD" || upstream.status === 204 || upstream.status === 304;
-  if (bodyless) upstream.body?.cancel().catch(() => {});
-  return new Response(bodyless ? null : upstream.body, { status: upstream.status, statusText: upstream.statusText, headers });
+  const init = { status: upstream.status, statusText: upstream.statusText, headers };
+  if (req.method === "HEAD" || upstream.status === 204 || upstream.status === 304) {
+    upstream.body?.cancel().catch(() => {});
+    return new Response(null, init);
+  }
+  if (bucket.backendBucket !== bucket.name && namesBucket(upstream, req)) {
+    const host = req.headers.get("host")?.[0] ?? "localhost";
+    const location = `http://${host}/${bucket.name}/${uriEncode(req.key, true)}`;
+    const xml = renameBucketInXml(await upstream.text(), bucket.backendBucket, bucket.name, location);
+    headers.delete("content-length");
+    return new Response(xml, init);
+  }
+  return new Response(upstream.body, init);
+}
+
+function namesBucket(upstream: Response, req: ParsedRequest): boolean {
+  const type = upstream.headers.get("content-type") ?? "";
+  const length = Number(upstream.headers.get("content-length") ?? 0);
+  return /xml/.test(type) && length <= MAX_REWRITTEN_BYTES && (upstream.status >= 400 || NAMING_BUCKET.has(req.operation));
 }

@@ -6,12 +6,14 @@
 import cluster from "node:cluster";
 import { availableParallelism } from "node:os";
 import { createServer, type Server } from "node:http";
-import { createAdaptorServer } from "@hono/node-server";
+import { getRequestListener } from "@hono/node-server";
 import { AggregatorRegistry } from "prom-client";
 import type { Config } from "./config.ts";
 import type { Hooks } from "./hooks.ts";
 import { createApp, registry } from "./app.ts";
 import { createPipeline } from "./proxy.ts";
+import { S3Error, errorResponse } from "./errors.ts";
+import { newRequestId } from "./request.ts";
 
 const GRACE_MS = 10_000;
 
@@ -21,7 +23,13 @@ export const workerCount = (config: Config) => config.server.workers || availabl
 export function startServer(config: Config, hooks: Hooks): void {
   if (workerCount(config) > 1 && cluster.isPrimary) return startPrimary(config);
   const server = serve(config, hooks);
-  if (workerCount(config) === 1 && config.server.metricsPort !== undefined) serveMetrics(config, () => registry.metrics(), registry.contentType);
+  if (cluster.isWorker) {
+    // answer the primary's metrics requests; prom-client attaches that listener in this constructor
+    AggregatorRegistry.setRegistries([registry]);
+    new AggregatorRegistry();
+  } else if (config.server.metricsPort !== undefined) {
+    serveMetrics(config, () => registry.metrics(), registry.contentType);
+  }
   const stop = () => {
     server.close(() => process.exit(0));
     server.closeIdleConnections();
@@ -33,7 +41,7 @@ export function startServer(config: Config, hooks: Hooks): void {
 
 function serve(config: Config, hooks: Hooks): Server {
   const app = createApp(createPipeline(config, hooks));
-  const server = createAdaptorServer({ fetch: app.fetch, overrideGlobalObjects: false }) as Server;
+  const server = createServer(getRequestListener(app.fetch, { overrideGlobalObjects: false, errorHandler: badRequestTarget }));
   // Uploads of many GiB and slow CompleteMultipartUploads must not be cut off by node's 5-minute default.
   server.requestTimeout = 0;
   server.headersTimeout = 60_000;
@@ -47,6 +55,10 @@ function serve(config: Config, hooks: Hooks): Server {
   });
   return server;
 }
+
+/** The adapter refuses request targets HTTP does not allow (a raw "\\", a bad Host) before the app runs. */
+const badRequestTarget = () =>
+  errorResponse(new S3Error(400, "InvalidURI", "Couldn't parse the specified URI."), newRequestId(), "/", "GET");
 
 function serveMetrics(config: Config, metrics: () => Promise<string>, contentType: string): void {
   createServer(async (req, res) => {

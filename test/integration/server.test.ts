@@ -139,7 +139,7 @@ describe("requests at the edges", () => {
 
 describe("backends that fail", () => {
   let osp: OspInstance;
-  let silent: ReturnType<typeof Bun.listen>;
+  let silent: Bun.TCPSocketListener;
   beforeAll(async () => {
     // accepts connections and never answers: a backend that hangs
     silent = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
@@ -193,5 +193,29 @@ describe("the worker pool", () => {
     osp.proc.kill("SIGTERM");
     expect(await osp.proc.exited).toBe(0);
     for (const pid of replaced) expect(() => process.kill(pid, 0)).toThrow();
+  });
+});
+
+describe("metrics", () => {
+  test("/metrics on its own port sums all workers, labelled by bucket and operation", async () => {
+    const metricsPort = await freePort();
+    const osp = await startOsp({
+      configToml: serverToml(await freePort(), { workers: 2, metrics_port: metricsPort }) + keyToml(env.accessKey, env.secretKey) + bucketToml(env.bucketA, env.minioA),
+    });
+    try {
+      const client = sdkClient(osp.endpoint);
+      // many connections, so that both workers serve some
+      await Promise.all(Array.from({ length: 20 }, (_, i) => client.send(new PutObjectCommand({ Bucket: env.bucketA, Key: `${prefix}m${i}`, Body: "m" }))));
+      await Promise.all(Array.from({ length: 20 }, () => fetch(`${osp.endpoint}/${env.bucketA}/x`)));
+      const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+      const count = (labels: RegExp) =>
+        text.split("\n").filter((l) => l.startsWith("osp_http_requests_total{") && labels.test(l)).reduce((n, l) => n + Number(l.split(" ").at(-1)), 0);
+      expect(count(/status="200".*bucket="alpha".*operation="PutObject"/)).toBe(20);
+      expect(count(/status="403".*bucket="alpha".*operation="GetObject"/)).toBe(20);
+      expect(text).toContain("osp_http_request_duration_seconds_bucket");
+      expect(text).not.toContain(env.secretKey);
+    } finally {
+      await osp.stop();
+    }
   });
 });

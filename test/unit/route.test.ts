@@ -1,6 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { parseConfig } from "../../src/config.ts";
 import { backendCopySource, parseCopySource, upstreamUrl } from "../../src/route.ts";
+import { renameBucketInXml } from "../../src/respond.ts";
 import { s3Operation } from "../../src/operation.ts";
 import { forwardedHeaders, upstreamPayloadHash } from "../../src/resign.ts";
 import { canonicalQuery, headerMap, parseQuery, uriEncode } from "../../src/sigv4.ts";
@@ -109,5 +110,22 @@ describe("operation names", () => {
     ["DELETE", "b", "k", "", false, "DeleteObject"],
   ] as const)("%s /%s/%s?%s copy=%p → %s", (m, b, k, q, copy, expected) => {
     expect(op(m, b, k, q, copy)).toBe(expected);
+  });
+});
+
+describe("backend bucket names in responses", () => {
+
+  test("names, error resources and locations say the frontend name; keys that merely contain it do not change", () => {
+    const xml =
+      "<ListBucketResult><Name>real.b</Name><Prefix>real.b/</Prefix><Contents><Key>real.b</Key></Contents></ListBucketResult>" +
+      "<Error><BucketName>real.b</BucketName><Resource>/real.b/k</Resource></Error>" +
+      "<CompleteMultipartUploadResult><Location>http://10.0.0.1:9000/real.b/k</Location><Bucket>real.b</Bucket><Key>k</Key></CompleteMultipartUploadResult>" +
+      "<Name>realxb</Name>";
+    expect(renameBucketInXml(xml, "real.b", "front", "http://osp/front/k")).toBe(
+      "<ListBucketResult><Name>front</Name><Prefix>real.b/</Prefix><Contents><Key>real.b</Key></Contents></ListBucketResult>" +
+      "<Error><BucketName>front</BucketName><Resource>/front/k</Resource></Error>" +
+      "<CompleteMultipartUploadResult><Location>http://osp/front/k</Location><Bucket>front</Bucket><Key>k</Key></CompleteMultipartUploadResult>" +
+      "<Name>realxb</Name>",
+    );
   });
 });
