@@ -2,6 +2,7 @@
  * osp: an S3 reverse proxy. `bun run osp.ts [--config FILE] [--check]`
  * Runs the osp.toml of the working directory unless --config names another.
  */
+import cluster from "node:cluster";
 import { parseArgs } from "node:util";
 import { ConfigError, loadConfig, type Config } from "./src/config.ts";
 import { loadHooks, type Hooks } from "./src/hooks.ts";
@@ -12,10 +13,16 @@ export type { Config } from "./src/config.ts";
 export type { Hooks, AuthorizeRequest, BackendCredentials } from "./src/hooks.ts";
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({
+  const { values, positionals } = parseArgs({
     args: process.argv.slice(2),
     options: { config: { type: "string", short: "c", default: "osp.toml" }, check: { type: "boolean" }, help: { type: "boolean", short: "h" } },
+    allowPositionals: true,
   });
+  // a compiled binary's forked workers are handed the binary's own path once more
+  if (positionals.length > 0 && cluster.isPrimary) {
+    console.error(`osp: unexpected argument ${positionals[0]} (see --help)`);
+    process.exit(2);
+  }
   if (values.help) {
     console.log("usage: osp [--config FILE] [--check]\n  --config FILE  configuration (default: ./osp.toml)\n  --check        validate the configuration and exit");
     return;

@@ -219,3 +219,31 @@ describe("metrics", () => {
     }
   });
 });
+
+describe("single binary", () => {
+  test("`bun build --compile` gives a binary that serves with its worker pool", async () => {
+    const dir = (await Bun.$`mktemp -d`.text()).trim();
+    try {
+      await Bun.$`bun build --compile ${import.meta.dir}/../../osp.ts --outfile ${dir}/osp`.quiet();
+      const port = await freePort();
+      await Bun.write(`${dir}/osp.toml`, serverToml(port, { workers: 2 }) + keyToml(env.accessKey, env.secretKey) + bucketToml(env.bucketA, env.minioA));
+      // run from its own directory: osp.toml is found in the working directory
+      const proc = Bun.spawn([`${dir}/osp`], { cwd: dir, stdout: "pipe", stderr: "pipe" });
+      try {
+        const client = sdkClient(`http://127.0.0.1:${port}`);
+        let body = "";
+        for (let i = 0; i < 50 && !body; i++) {
+          await Bun.sleep(100);
+          body = await client.send(new PutObjectCommand({ Bucket: env.bucketA, Key: `${prefix}binary`, Body: "from the binary" })).then(() => "put", () => "");
+        }
+        const got = await client.send(new GetObjectCommand({ Bucket: env.bucketA, Key: `${prefix}binary` }));
+        expect(await got.Body!.transformToString()).toBe("from the binary");
+      } finally {
+        proc.kill("SIGTERM");
+        expect(await proc.exited).toBe(0);
+      }
+    } finally {
+      await Bun.$`rm -rf ${dir}`;
+    }
+  });
+});
