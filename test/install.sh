@@ -76,3 +76,11 @@ else
   "$PY" -c 'import boto3, pytest, awscli' || { say "python packages still not importable"; exit 1; }
   say "python packages installed"
 fi
+
+# --- ss (iproute2): the streaming test watches the backend's socket queues ------------------
+if command -v ss >/dev/null 2>&1; then
+  say "ss ok"
+else
+  say "apt-get install iproute2"
+  { apt-get update -qq && apt-get install -y -qq iproute2; } >/tmp/osp-apt.log 2>&1 || { cat /tmp/osp-apt.log; exit 1; }
+fi

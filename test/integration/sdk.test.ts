@@ -34,7 +34,7 @@ afterAll(async () => {
 });
 
 describe.each(buckets)("objects in $name", ({ name, backendName, backend }) => {
-  test.each([0, 1, 1024 * 1024 + 7])("put/get/head/delete %d bytes, stored as sent on the backend", async (size) => {
+  test.each([0, 1, 1024 * 1024 + 7, 100 * 1024 * 1024])("put/get/head/delete %d bytes, stored as sent on the backend", async (size) => {
     const key = `${prefix}size-${size}`;
     const data = randomBytes(size);
     const put = await s3.send(new PutObjectCommand({ Bucket: name, Key: key, Body: data, ContentType: "application/x-test", Metadata: { origin: "sdk" } }));

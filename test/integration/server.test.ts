@@ -137,6 +137,31 @@ describe("requests at the edges", () => {
   });
 });
 
+describe("streaming", () => {
+  test("a download is not buffered, and a client that goes away closes the backend connection", async () => {
+    const key = `${prefix}stream`;
+    const size = 64 * 1024 * 1024;
+    await backendA.send(new PutObjectCommand({ Bucket: env.bucketA, Key: key, Body: randomBytes(size) }));
+    const minioPort = new URL(env.minioA.endpoint).port;
+    // connections from MinIO A with bytes it could not send yet: a download held up by its reader
+    const stalled = async () =>
+      (await Bun.$`ss -tnH state established sport = :${minioPort}`.text()).split("\n").filter((l) => Number(l.trim().split(/\s+/)[1]) > 0).length;
+    const target = `/${env.bucketA}/${key}`;
+    const headers = await signRaw("GET", env.ospEndpoint, target, {}, env.accessKey, env.secretKey);
+    const u = new URL(env.ospEndpoint);
+    const { request } = await import("node:http");
+    const res = await new Promise<import("node:http").IncomingMessage>((resolve, reject) =>
+      request({ host: u.hostname, port: u.port, path: target, headers }, resolve).on("error", reject).end());
+    expect(res.headers["content-length"]).toBe(String(size));
+    res.pause(); // a reader that stops: the proxy must not read the rest into memory
+    await Bun.sleep(1000);
+    expect(await stalled()).toBe(1);
+    res.destroy();
+    await Bun.sleep(1000);
+    expect(await stalled()).toBe(0);
+  });
+});
+
 describe("backends that fail", () => {
   let osp: OspInstance;
   let silent: Bun.TCPSocketListener;
