@@ -12,6 +12,32 @@ type Env = { Bindings: HttpBindings; Variables: { bucket: string; operation: str
 
 export const registry = new Registry();
 
+const awaitsContinue = (incoming: HttpBindings["incoming"]) => /^100-continue$/i.test(incoming.headers.expect ?? "");
+const continued = new WeakSet<object>();
+
+/**
+ * The request body. For "Expect: 100-continue" the server does not answer 100 by itself
+ * (see server.ts): it is sent when the body is first read, which happens only once the request
+ * has been authenticated and authorized, so a refused client never uploads.
+ */
+function bodyOf(request: Request, env: HttpBindings): ReadableStream<Uint8Array> | null {
+  const body = request.body;
+  if (!body || !awaitsContinue(env.incoming)) return body;
+  const reader = body.getReader();
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      if (!continued.has(env.incoming)) {
+        continued.add(env.incoming);
+        env.outgoing.writeContinue();
+      }
+      const { done, value } = await reader.read();
+      if (done) controller.close();
+      else controller.enqueue(value);
+    },
+    cancel: (reason) => reader.cancel(reason),
+  }, { highWaterMark: 0 });
+}
+
 export function createApp(pipeline: Pipeline): Hono<Env> {
   const app = new Hono<Env>();
   const { registerMetrics } = prometheus({
@@ -35,13 +61,15 @@ export function createApp(pipeline: Pipeline): Hono<Env> {
       // metrics labels: only configured bucket names, so their number stays bounded
       c.set("bucket", pipeline.config.buckets.has(req.bucket) ? req.bucket : "");
       c.set("operation", req.operation);
-      res = await proxy(pipeline, req, c.req.raw.body, c.req.raw.signal);
+      res = await proxy(pipeline, req, bodyOf(c.req.raw, c.env), c.req.raw.signal);
     } catch (e) {
       const err = e instanceof S3Error ? e : internalError();
       if (!(e instanceof S3Error)) logError(id, e);
       res = errorResponse(err, id, req ? req.rawPath : "/", incoming.method ?? "GET");
     }
     if (!res.headers.has("x-amz-request-id")) res.headers.set("x-amz-request-id", id);
+    // refused before "100 Continue": the client never sent its body, so this connection cannot carry another request
+    if (awaitsContinue(incoming) && !c.env.outgoing.headersSent && !continued.has(incoming)) res.headers.set("connection", "close");
     if (pipeline.config.server.accessLog) logAccess(id, req, incoming, res.status, performance.now() - started);
     return res;
   });

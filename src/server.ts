@@ -41,7 +41,10 @@ export function startServer(config: Config, hooks: Hooks): void {
 
 function serve(config: Config, hooks: Hooks): Server {
   const app = createApp(createPipeline(config, hooks));
-  const server = createServer(getRequestListener(app.fetch, { overrideGlobalObjects: false, errorHandler: badRequestTarget }));
+  const listener = getRequestListener(app.fetch, { overrideGlobalObjects: false, errorHandler: badRequestTarget });
+  const server = createServer(listener);
+  // answer "Expect: 100-continue" only once the request is authorized (app.ts sends the 100)
+  server.on("checkContinue", listener);
   // Uploads of many GiB and slow CompleteMultipartUploads must not be cut off by node's 5-minute default.
   server.requestTimeout = 0;
   server.headersTimeout = 60_000;

@@ -137,9 +137,7 @@ def _cleanup(t: Target, prefix: str) -> None:
                 Delete={"Objects": [{"Key": k} for k in keys[i : i + 1000]], "Quiet": True},
             )
         # MinIO filters uploads by Prefix only for an exact object name: list all, filter here
-        for page in t.backend.get_paginator("list_multipart_uploads").paginate(
-            Bucket=t.backend_bucket
-        ):
+        for page in t.backend.get_paginator("list_multipart_uploads").paginate(Bucket=t.backend_bucket):
             for u in page.get("Uploads", []):
                 if u["Key"].startswith(prefix):
                     t.backend.abort_multipart_upload(
@@ -176,5 +174,3 @@ def big_file(tmp_path_factory):
             h.update(chunk)
             f.write(chunk)
     return path, BIG_SIZE, h.hexdigest()
-
-

@@ -45,13 +45,10 @@ needs_limited = pytest.mark.skipif(
     not (LIMITED_ACCESS_KEY and LIMITED_SECRET_KEY),
     reason="OSP_LIMITED_ACCESS_KEY/OSP_LIMITED_SECRET_KEY not set (proxy-only test)",
 )
-needs_down = pytest.mark.skipif(
-    not BUCKET_DOWN, reason="OSP_BUCKET_DOWN not set (proxy-only test)"
-)
+needs_down = pytest.mark.skipif(not BUCKET_DOWN, reason="OSP_BUCKET_DOWN not set (proxy-only test)")
 
 
 # --------------------------------------------------------------------------- clients
-
 
 
 def s3_config(**extra) -> Config:
@@ -132,7 +129,6 @@ class Target:
 
 
 # --------------------------------------------------------------------------- raw HTTP
-
 
 
 @dataclass

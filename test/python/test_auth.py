@@ -200,7 +200,9 @@ def test_expect_100_continue_bad_signature_writes_nothing(target, prefix):
     assert_s3_error(r, 403, "SignatureDoesNotMatch")
     assert target.backend_keys(prefix) == []
 
-    unknown = sign("PUT", url, "AKIANOBODY0000000000", SECRET_KEY, body=body, headers={"Expect": "100-continue"})
+    unknown = sign(
+        "PUT", url, "AKIANOBODY0000000000", SECRET_KEY, body=body, headers={"Expect": "100-continue"}
+    )
     r, _ = expect_100_continue(url, unknown, body)
     assert_s3_error(r, 403, "InvalidAccessKeyId")
     assert target.backend_keys(prefix) == []

@@ -130,7 +130,11 @@ def test_sync_up_and_back(aws, target, prefix, tmp_path):
     cmp = filecmp.dircmp(src, back)
 
     def same(c):
-        assert not c.left_only and not c.right_only and not c.diff_files, (c.left_only, c.right_only, c.diff_files)
+        assert not c.left_only and not c.right_only and not c.diff_files, (
+            c.left_only,
+            c.right_only,
+            c.diff_files,
+        )
         for sub in c.subdirs.values():
             same(sub)
 

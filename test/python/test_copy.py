@@ -138,7 +138,11 @@ def test_upload_part_copy_across_backends(osp, target_a, target_b, prefix):
     try:
         try:
             r = osp.upload_part_copy(
-                Bucket=BUCKET_B, Key=dst, UploadId=up, PartNumber=1, CopySource={"Bucket": BUCKET_A, "Key": src}
+                Bucket=BUCKET_B,
+                Key=dst,
+                UploadId=up,
+                PartNumber=1,
+                CopySource={"Bucket": BUCKET_A, "Key": src},
             )
         except ClientError as e:
             if not DISTINCT_BACKENDS:

@@ -43,9 +43,7 @@ def test_multipart_upload_complete(osp, target, prefix):
 
     parts = []
     for n, data in enumerate(parts_data, start=1):
-        r = osp.upload_part(
-            Bucket=target.bucket, Key=key, UploadId=upload_id, PartNumber=n, Body=data
-        )
+        r = osp.upload_part(Bucket=target.bucket, Key=key, UploadId=upload_id, PartNumber=n, Body=data)
         assert r["ETag"] == '"%s"' % hashlib.md5(data).hexdigest()
         parts.append({"PartNumber": n, "ETag": r["ETag"]})
 

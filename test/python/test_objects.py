@@ -83,13 +83,12 @@ def test_put_get_100mib(osp, target, prefix, big_file):
 
 # Keys that tend to break signing, routing or URL normalisation in proxies.
 def _long_key(prefix: str) -> str:
-    # Exactly 1024 bytes (the S3 maximum), in path segments of <= 200 bytes because MinIO stores
-    # objects as files and limits each segment to 255 bytes.
+    """A key of exactly 1024 bytes (the S3 maximum), in path segments of at most 200 bytes since
+    MinIO stores objects as files and limits each path segment to 255 bytes."""
     key = prefix + "long"
-    while len(key.encode()) < 1024:
-        room = 1024 - len(key.encode())
-        seg = "k" * min(199, room - 1) if room > 1 else ""
-        key += "/" + seg if room > 1 else "z"
+    while 1024 - len(key.encode()) > 201:
+        key += "/" + "k" * 199
+    key += "/" + "z" * (1024 - len(key.encode()) - 1)
     assert len(key.encode()) == 1024
     return key
 
@@ -197,13 +196,9 @@ def test_tagging_roundtrip(osp, target, prefix):
     ]
     back = target.backend.get_object_tagging(Bucket=target.backend_bucket, Key=key)["TagSet"]
     assert sorted((t["Key"], t["Value"]) for t in back) == [("project", "osp"), ("stage", "test run")]
-    assert osp.head_object(Bucket=target.bucket, Key=key).get("ResponseMetadata", {}).get(
-        "HTTPHeaders", {}
-    ).get("x-amz-tagging-count") in (None, "2")
+    assert osp.get_object(Bucket=target.bucket, Key=key)["TagCount"] == 2
 
-    osp.put_object_tagging(
-        Bucket=target.bucket, Key=key, Tagging={"TagSet": [{"Key": "k", "Value": "v"}]}
-    )
+    osp.put_object_tagging(Bucket=target.bucket, Key=key, Tagging={"TagSet": [{"Key": "k", "Value": "v"}]})
     tags = osp.get_object_tagging(Bucket=target.bucket, Key=key)["TagSet"]
     assert tags == [{"Key": "k", "Value": "v"}]
     osp.delete_object_tagging(Bucket=target.bucket, Key=key)
@@ -237,9 +232,7 @@ def test_delete_objects(osp, osp_md5, target, prefix, md5):
 
     assert target.backend_keys(prefix) == [keep]
 
-    quiet = client.delete_objects(
-        Bucket=target.bucket, Delete={"Objects": [{"Key": keep}], "Quiet": True}
-    )
+    quiet = client.delete_objects(Bucket=target.bucket, Delete={"Objects": [{"Key": keep}], "Quiet": True})
     assert quiet.get("Errors", []) == []
     assert target.backend_keys(prefix) == []
 

@@ -209,7 +209,9 @@ def test_backend_bucket_name_not_leaked(osp, target_b, prefix):
         r = signed_request(method, url, body=body)
         assert r.status in (200, 404), (name, r.status, r.body)
         if BUCKET_B_BACKEND.encode() in r.body:
-            leaks[name] = re.findall(rb"<[^<>]*>[^<>]*" + re.escape(BUCKET_B_BACKEND.encode()) + rb"[^<>]*<", r.body)
+            leaks[name] = re.findall(
+                rb"<[^<>]*>[^<>]*" + re.escape(BUCKET_B_BACKEND.encode()) + rb"[^<>]*<", r.body
+            )
     create = osp.create_multipart_upload(Bucket=BUCKET_B, Key=prefix + "mp2.bin")
     if create.get("Bucket") != BUCKET_B:
         leaks["CreateMultipartUpload.Bucket"] = create.get("Bucket")
@@ -281,4 +283,3 @@ def test_unknown_bucket_with_valid_key_names_no_backend(osp):
         osp.list_objects_v2(Bucket=BUCKET_B_BACKEND)
     assert error_code(ei.value) == "NoSuchBucket"
     assert http_status(ei.value) == 404
-
