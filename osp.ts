@@ -31,6 +31,9 @@ async function main(): Promise<void> {
   let hooks: Hooks = {};
   try {
     config = await loadConfig(values.config!);
+    for (const [field, path] of [["server.tls_cert", config.server.tlsCert], ["server.tls_key", config.server.tlsKey]] as const) {
+      if (path && !(await Bun.file(path).exists())) throw new ConfigError(field, `cannot read ${path}`);
+    }
     if (config.hooks.module) hooks = await loadHooks(config.hooks.module);
     if (config.keys.length === 0 && !hooks.lookupSecret)
       throw new ConfigError("keys", "no frontend keys: add a [[keys]] entry or a hooks module with lookupSecret");

@@ -57,7 +57,10 @@ export function createApp(pipeline: Pipeline): Hono<Env> {
     let req: ParsedRequest | undefined;
     let res: Response;
     try {
-      req = parseRequest({ method: incoming.method ?? "GET", url: incoming.url ?? "/", rawHeaders: incoming.rawHeaders, clientAddress: incoming.socket.remoteAddress ?? "" }, id);
+      req = parseRequest({
+        method: incoming.method ?? "GET", url: incoming.url ?? "/", rawHeaders: incoming.rawHeaders,
+        clientAddress: incoming.socket.remoteAddress ?? "", scheme: (incoming.socket as { encrypted?: boolean }).encrypted ? "https" : "http",
+      }, id);
       // metrics labels: only configured bucket names, so their number stays bounded
       c.set("bucket", pipeline.config.buckets.has(req.bucket) ? req.bucket : "");
       c.set("operation", req.operation);
@@ -69,7 +72,7 @@ export function createApp(pipeline: Pipeline): Hono<Env> {
     }
     if (!res.headers.has("x-amz-request-id")) res.headers.set("x-amz-request-id", id);
     // refused before "100 Continue": the client never sent its body, so this connection cannot carry another request
-    if (awaitsContinue(incoming) && !c.env.outgoing.headersSent && !continued.has(incoming)) res.headers.set("connection", "close");
+    if (awaitsContinue(incoming) && incoming.httpVersionMajor === 1 && !continued.has(incoming)) res.headers.set("connection", "close");
     if (pipeline.config.server.accessLog) logAccess(id, req, incoming, res.status, performance.now() - started);
     return res;
   });

@@ -3,8 +3,9 @@ import { S3Error, accessDenied, signatureMismatch } from "./errors.ts";
 import type { ParsedRequest } from "./request.ts";
 import {
   canonicalHeaders, canonicalQuery, canonicalUri, constantTimeEqual, datetimeMs, header,
-  parseAuthorization, parsePresigned, signature, type SignedRequestInfo,
+  parseAuthorization, parsePresigned, signature, signingKey, type SignedRequestInfo,
 } from "./sigv4.ts";
+import type { ChunkChain } from "./chunked.ts";
 
 /** Payload hashes the client may sign; aws-chunked (STREAMING-*) ones are recognised but not yet accepted. */
 const PAYLOAD_HASH = /^([0-9a-f]{64}|UNSIGNED-PAYLOAD|STREAMING-[A-Z0-9-]+)$/;
@@ -14,6 +15,8 @@ export interface Identity {
   info: SignedRequestInfo;
   /** The payload hash the client signed: hex SHA-256, UNSIGNED-PAYLOAD or STREAMING-*. */
   payloadHash: string;
+  /** For signed aws-chunked bodies: what continues the signature chain. */
+  chain?: ChunkChain;
 }
 
 /** Resolves a frontend access key to its secret, or null when unknown. */
@@ -79,5 +82,8 @@ export async function authenticate(req: ParsedRequest, lookupSecret: SecretLooku
   }, info, secret);
   if (!constantTimeEqual(expected, info.signature)) throw signatureMismatch();
   checkTime(info, now, maxSkewSeconds);
-  return { accessKey: info.accessKey, info, payloadHash };
+  const chain = payloadHash.startsWith("STREAMING-AWS4-HMAC-SHA256-")
+    ? { signingKey: signingKey(secret, info.date, info.region, info.service), datetime: info.datetime, scope: `${info.date}/${info.region}/${info.service}/aws4_request`, seedSignature: info.signature }
+    : undefined;
+  return { accessKey: info.accessKey, info, payloadHash, chain };
 }

@@ -11,7 +11,12 @@ export interface Config {
 
 export interface ServerConfig {
   bind: string;
-  httpPort: number;
+  /** Plain HTTP listener; absent when only HTTPS is configured. */
+  httpPort?: number;
+  /** HTTPS listener (HTTP/2 and HTTP/1.1 by ALPN), with the certificate and key files below. */
+  httpsPort?: number;
+  tlsCert?: string;
+  tlsKey?: string;
   /** Port of the Prometheus /metrics listener; none when absent. */
   metricsPort?: number;
   /** Worker processes; 0 in the file means one per CPU. */
@@ -138,13 +143,23 @@ export function validateConfig(doc: unknown, env: Record<string, string | undefi
   }
 
   const s = fields(d.server ?? {}, "server", {
-    bind: "string", http_port: "integer", metrics_port: "integer", workers: "integer", upstream_timeout: "integer",
+    bind: "string", http_port: "integer", https_port: "integer", tls_cert: "string", tls_key: "string",
+    metrics_port: "integer", workers: "integer", upstream_timeout: "integer",
     max_clock_skew: "integer", access_log: "boolean",
   }, env);
+  const port = (name: string) => (s<number>(name) === undefined ? undefined : inRange(s<number>(name)!, 0, 65535, `server.${name}`));
+  const httpsPort = port("https_port");
+  const tlsCert = s<string>("tls_cert") ?? env.TLS_CERT_PATH;
+  const tlsKey = s<string>("tls_key") ?? env.TLS_KEY_PATH;
+  if (httpsPort !== undefined && (!tlsCert || !tlsKey))
+    throw new ConfigError("server.https_port", "needs tls_cert and tls_key (or TLS_CERT_PATH and TLS_KEY_PATH)");
   const server: ServerConfig = {
     bind: s<string>("bind") ?? "0.0.0.0",
-    httpPort: inRange(s<number>("http_port") ?? 6190, 0, 65535, "server.http_port"),
-    metricsPort: s<number>("metrics_port") === undefined ? undefined : inRange(s<number>("metrics_port")!, 0, 65535, "server.metrics_port"),
+    httpPort: port("http_port") ?? (httpsPort === undefined ? 6190 : undefined),
+    httpsPort,
+    tlsCert: tlsCert && resolve(baseDir, tlsCert),
+    tlsKey: tlsKey && resolve(baseDir, tlsKey),
+    metricsPort: port("metrics_port"),
     workers: inRange(s<number>("workers") ?? 0, 0, 256, "server.workers"),
     upstreamTimeout: inRange(s<number>("upstream_timeout") ?? 120, 1, 86400, "server.upstream_timeout"),
     maxClockSkew: inRange(s<number>("max_clock_skew") ?? 900, 1, 86400, "server.max_clock_skew"),

@@ -10,7 +10,8 @@ import { authenticate, type Identity, type SecretLookup } from "./authenticate.t
 import { createAuthorizer, requireAllowed, type Authorizer } from "./authorize.ts";
 import { createCredentialSource, hmacKeys, sameAccount, type CredentialSource } from "./credentials.ts";
 import { backendCopySource, bucketFor, parseCopySource, upstreamUrl } from "./route.ts";
-import { forwardedHeaders, resign, upstreamPayloadHash } from "./resign.ts";
+import { forwardedHeaders, resign } from "./resign.ts";
+import { upstreamBody } from "./payload.ts";
 import { forward } from "./forward.ts";
 import { respond } from "./respond.ts";
 import { listBucketsXml } from "./listbuckets.ts";
@@ -41,9 +42,9 @@ export async function proxy(p: Pipeline, req: ParsedRequest, body: ReadableStrea
 
   const bucket = bucketFor(p.config, req.bucket);
   await requireAllowed(p.authorize, identity.accessKey, req, bucket, req.operation, req.key);
-  checkBody(req, identity);
+  const payload = upstreamBody(req, identity, hasBody(req.method) ? body : null);
   const creds = await p.credentials(identity.accessKey, bucket);
-  const overrides: Record<string, string> = { "x-amz-content-sha256": upstreamPayloadHash(identity.payloadHash) };
+  const overrides = { ...payload.headers };
 
   const copySource = header(req.headers, "x-amz-copy-source");
   if (copySource !== undefined) {
@@ -59,19 +60,12 @@ export async function proxy(p: Pipeline, req: ParsedRequest, body: ReadableStrea
   const keys = hmacKeys(creds);
   const url = upstreamUrl(bucket, req.key, req.query);
   const headers = await resign(req.method, url, forwardedHeaders(req.headers, overrides), keys, bucket.region);
-  const upstream = await forward({ method: req.method, url, headers, body: hasBody(req.method) ? body : null }, bucket.name, signal, p.config.server.upstreamTimeout);
+  const upstream = await forward({ method: req.method, url, headers, body: payload.body }, bucket.name, signal, p.config.server.upstreamTimeout)
+    .catch((e) => Promise.reject(payload.failure() ?? e));
   return respond(upstream, req, bucket);
 }
 
 const hasBody = (method: string) => method !== "GET" && method !== "HEAD";
-
-/** S3 needs a length for every body; aws-chunked framing is not decoded yet, so it is refused rather than stored. */
-function checkBody(req: ParsedRequest, identity: Identity): void {
-  if (identity.payloadHash.startsWith("STREAMING-") || /aws-chunked/i.test(header(req.headers, "content-encoding") ?? ""))
-    throw notImplemented("aws-chunked uploads (x-amz-content-sha256: STREAMING-*) are not supported yet; send a plain body with a Content-Length");
-  if (hasBody(req.method) && req.headers.has("transfer-encoding") && !req.headers.has("content-length"))
-    throw new S3Error(411, "MissingContentLength", "You must provide the Content-Length HTTP header.");
-}
 
 async function listBuckets(p: Pipeline, req: ParsedRequest, identity: Identity): Promise<Response> {
   if (req.method !== "GET") throw new S3Error(405, "MethodNotAllowed", "The specified method is not allowed against this resource.");

@@ -14,19 +14,17 @@ const NOT_FORWARDED = new Set([
   "expect", // Bun's fetch forwards it without waiting for 100 Continue
 ]);
 
-export function forwardedHeaders(headers: HeaderMap, overrides: Record<string, string>): Headers {
+/** The client's headers as they go upstream; an override of null removes a header. */
+export function forwardedHeaders(headers: HeaderMap, overrides: Record<string, string | null>): Headers {
   const connectionTokens = new Set((headers.get("connection") ?? []).flatMap((v) => v.split(",").map((t) => t.trim().toLowerCase())));
   const out = new Headers();
   for (const [name, values] of headers) {
     if (NOT_FORWARDED.has(name) || connectionTokens.has(name) || name in overrides) continue;
     for (const v of values) out.append(name, v);
   }
-  for (const [name, v] of Object.entries(overrides)) out.set(name, v);
+  for (const [name, v] of Object.entries(overrides)) if (v !== null) out.set(name, v);
   return out;
 }
-
-/** What the backend is told of the body: the client's own SHA-256 when it signed one, so the backend still checks it. */
-export const upstreamPayloadHash = (clientHash: string) => (/^[0-9a-f]{64}$/.test(clientHash) ? clientHash : "UNSIGNED-PAYLOAD");
 
 const signingKeys = new Map<string, ArrayBuffer>();
 

@@ -38,7 +38,7 @@ export async function respond(upstream: Response, req: ParsedRequest, bucket: Bu
   }
   if (bucket.backendBucket !== bucket.name && namesBucket(upstream, req)) {
     const host = req.headers.get("host")?.[0] ?? "localhost";
-    const location = `http://${host}/${bucket.name}/${uriEncode(req.key, true)}`;
+    const location = `${req.scheme}://${host}/${bucket.name}/${uriEncode(req.key, true)}`;
     const xml = renameBucketInXml(await upstream.text(), bucket.backendBucket, bucket.name, location);
     headers.delete("content-length");
     return new Response(xml, init);

@@ -6,6 +6,8 @@
 import cluster from "node:cluster";
 import { availableParallelism } from "node:os";
 import { createServer, type Server } from "node:http";
+import { createSecureServer, type Http2SecureServer } from "node:http2";
+import { readFileSync } from "node:fs";
 import { getRequestListener } from "@hono/node-server";
 import { AggregatorRegistry } from "prom-client";
 import type { Config } from "./config.ts";
@@ -22,7 +24,7 @@ export const workerCount = (config: Config) => config.server.workers || availabl
 /** Starts osp: in the primary, forks the workers; in a worker (or with one worker), serves. */
 export function startServer(config: Config, hooks: Hooks): void {
   if (workerCount(config) > 1 && cluster.isPrimary) return startPrimary(config);
-  const server = serve(config, hooks);
+  const servers = serve(config, hooks);
   if (cluster.isWorker) {
     // answer the primary's metrics requests; prom-client attaches that listener in this constructor
     AggregatorRegistry.setRegistries([registry]);
@@ -31,30 +33,47 @@ export function startServer(config: Config, hooks: Hooks): void {
     serveMetrics(config, () => registry.metrics(), registry.contentType);
   }
   const stop = () => {
-    server.close(() => process.exit(0));
-    server.closeIdleConnections();
+    let open = servers.length;
+    for (const server of servers) {
+      server.close(() => --open === 0 && process.exit(0));
+      (server as Partial<Server>).closeIdleConnections?.();
+    }
     setTimeout(() => process.exit(0), GRACE_MS).unref();
   };
   process.once("SIGTERM", stop);
   process.once("SIGINT", stop);
 }
 
-function serve(config: Config, hooks: Hooks): Server {
+/** The listeners of one process: plain HTTP/1.1 and/or TLS with HTTP/2 and HTTP/1.1 by ALPN. */
+function serve(config: Config, hooks: Hooks): (Server | Http2SecureServer)[] {
   const app = createApp(createPipeline(config, hooks));
   const listener = getRequestListener(app.fetch, { overrideGlobalObjects: false, errorHandler: badRequestTarget });
-  const server = createServer(listener);
+  const { bind, httpPort, httpsPort, tlsCert, tlsKey } = config.server;
+  const servers: (Server | Http2SecureServer)[] = [];
+  if (httpPort !== undefined) {
+    const server = createServer(listener);
+    // Uploads of many GiB and slow CompleteMultipartUploads must not be cut off by node's 5-minute default.
+    server.requestTimeout = 0;
+    server.headersTimeout = 60_000;
+    server.keepAliveTimeout = 65_000;
+    servers.push(listen(server, `http://${bind}:${httpPort}`, httpPort, bind));
+  }
+  if (httpsPort !== undefined) {
+    const server = createSecureServer({ allowHTTP1: true, cert: readFileSync(tlsCert!), key: readFileSync(tlsKey!) }, listener);
+    servers.push(listen(server, `https://${bind}:${httpsPort}`, httpsPort, bind));
+  }
   // answer "Expect: 100-continue" only once the request is authorized (app.ts sends the 100)
-  server.on("checkContinue", listener);
-  // Uploads of many GiB and slow CompleteMultipartUploads must not be cut off by node's 5-minute default.
-  server.requestTimeout = 0;
-  server.headersTimeout = 60_000;
-  server.keepAliveTimeout = 65_000;
-  server.on("error", (e) => {
-    console.error(`osp: cannot listen on ${config.server.bind}:${config.server.httpPort}: ${e.message}`);
+  for (const server of servers) server.on("checkContinue", listener);
+  return servers;
+}
+
+function listen<S extends Server | Http2SecureServer>(server: S, url: string, port: number, bind: string): S {
+  server.on("error", (e: Error) => {
+    console.error(`osp: cannot listen on ${url}: ${e.message}`);
     process.exit(1);
   });
-  server.listen(config.server.httpPort, config.server.bind, () => {
-    if (cluster.isPrimary) console.log(`osp: listening on http://${config.server.bind}:${config.server.httpPort}`);
+  server.listen(port, bind, () => {
+    if (cluster.isPrimary) console.log(`osp: listening on ${url}`);
   });
   return server;
 }
@@ -97,7 +116,9 @@ function startPrimary(config: Config): void {
     fork();
   });
   for (let i = 0; i < n; i++) fork();
-  console.log(`osp: ${n} workers on http://${config.server.bind}:${config.server.httpPort}`);
+  const { bind, httpPort, httpsPort } = config.server;
+  const urls = [httpPort !== undefined && `http://${bind}:${httpPort}`, httpsPort !== undefined && `https://${bind}:${httpsPort}`].filter(Boolean);
+  console.log(`osp: ${n} workers on ${urls.join(" and ")}`);
   if (config.server.metricsPort !== undefined) {
     const aggregator = new AggregatorRegistry();
     serveMetrics(config, () => aggregator.clusterMetrics(), aggregator.contentType);

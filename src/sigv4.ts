@@ -220,3 +220,10 @@ export function constantTimeEqual(a: string, b: string): boolean {
   const y = Buffer.from(b);
   return x.length === y.length && timingSafeEqual(x, y);
 }
+
+const hmac = (key: Uint8Array | string, data: string): Uint8Array => new Bun.CryptoHasher("sha256", key).update(data).digest();
+
+/** The derived SigV4 signing key, for the signatures aws4fetch does not make (aws-chunked chunks and trailers). */
+export function signingKey(secret: string, date: string, region: string, service: string): Uint8Array {
+  return hmac(hmac(hmac(hmac("AWS4" + secret, date), region), service), "aws4_request");
+}

@@ -6,6 +6,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 BUN_VERSION=1.4.4
 MINIO_MODULE=github.com/minio/minio@v0.0.0-20260212201848-7aac2a2c5b7c
+# mc signs every chunk (STREAMING-AWS4-HMAC-SHA256-PAYLOAD[-TRAILER]) over plain HTTP
+MC_MODULE=github.com/minio/mc@v0.0.0-20250313080218-cf909e1063a9
 
 say() { echo "install: $*"; }
 
@@ -58,22 +60,37 @@ else
   say "minio installed ($(command -v minio))"
 fi
 
+# --- mc ----------------------------------------------------------------------------------
+if command -v mc >/dev/null 2>&1 && [[ "$(mc --version 2>/dev/null)" == *"Runtime: go"* ]]; then
+  say "mc ok ($(command -v mc))"
+else
+  command -v go >/dev/null 2>&1 || { say "go is needed to build mc but is not installed"; exit 1; }
+  say "building mc with go install (takes a few minutes the first time)"
+  if ! go install "$MC_MODULE" >/tmp/osp-mc-install.log 2>&1; then
+    tail -30 /tmp/osp-mc-install.log
+    say "go install mc failed"
+    exit 1
+  fi
+  say "mc installed ($(command -v mc))"
+fi
+
 # --- python --------------------------------------------------------------------------------
 PY=python3
-if "$PY" -c 'import boto3, pytest, awscli' >/dev/null 2>&1; then
-  say "python boto3/awscli/pytest ok"
+# awscrt: botocore's CRC32C and CRC64NVME checksums
+if "$PY" -c 'import boto3, pytest, awscli, awscrt' >/dev/null 2>&1; then
+  say "python boto3/awscli/awscrt/pytest ok"
 else
-  say "pip install boto3 awscli pytest"
-  if ! "$PY" -m pip install -q --disable-pip-version-check boto3 awscli pytest 2>/tmp/osp-pip.log; then
+  say "pip install boto3 awscli botocore[crt] pytest"
+  if ! "$PY" -m pip install -q --disable-pip-version-check boto3 awscli "botocore[crt]" pytest 2>/tmp/osp-pip.log; then
     if grep -q externally-managed /tmp/osp-pip.log; then
-      "$PY" -m pip install -q --disable-pip-version-check --break-system-packages boto3 awscli pytest
+      "$PY" -m pip install -q --disable-pip-version-check --break-system-packages boto3 awscli "botocore[crt]" pytest
     else
       cat /tmp/osp-pip.log
       exit 1
     fi
   fi
   command -v pyenv >/dev/null 2>&1 && pyenv rehash >/dev/null 2>&1 || true
-  "$PY" -c 'import boto3, pytest, awscli' || { say "python packages still not importable"; exit 1; }
+  "$PY" -c 'import boto3, pytest, awscli, awscrt' || { say "python packages still not importable"; exit 1; }
   say "python packages installed"
 fi
 

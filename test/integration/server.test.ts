@@ -118,19 +118,6 @@ describe("requests at the edges", () => {
     expect((await res.arrayBuffer()).byteLength).toBe(0);
   });
 
-  test("aws-chunked bodies are refused with NotImplemented, never stored", async () => {
-    const key = `${prefix}chunked`;
-    const body = "5\r\nhello\r\n0\r\n\r\n";
-    const headers = await signRaw("PUT", env.ospEndpoint, `/${env.bucketA}/${key}`, {
-      "content-length": String(body.length), "content-encoding": "aws-chunked", "x-amz-decoded-content-length": "5",
-      "x-amz-content-sha256": "STREAMING-UNSIGNED-PAYLOAD-TRAILER",
-    }, env.accessKey, env.secretKey);
-    const res = await rawRequest(env.ospEndpoint, "PUT", `/${env.bucketA}/${key}`, headers, body);
-    expect(res.status).toBe(501);
-    expect(xmlCode(res.body)).toBe("NotImplemented");
-    expect(await exists(key)).toBe(false);
-  });
-
   test("a client that aborts an upload leaves neither a new object nor a damaged old one", async () => {
     const key = `${prefix}aborted`;
     const old = randomBytes(1000);

@@ -105,13 +105,19 @@ def test_anonymous_list_buckets():
 
 @contextlib.contextmanager
 def clock_off_by(delta: dt.timedelta):
-    """botocore signs as if the clock were off by `delta` (only inside the block)."""
+    """botocore signs as if the clock were off by `delta` (only inside the block). With awscrt
+    installed, S3 requests are signed by botocore.crt.auth, which imported the clock by name."""
+    import botocore.crt.auth
+
+    modules = [botocore.auth, botocore.crt.auth]
     real = botocore.auth.get_current_datetime
-    botocore.auth.get_current_datetime = lambda *a, **kw: real(*a, **kw) + delta
+    for m in modules:
+        m.get_current_datetime = lambda *a, **kw: real(*a, **kw) + delta
     try:
         yield
     finally:
-        botocore.auth.get_current_datetime = real
+        for m in modules:
+            m.get_current_datetime = real
 
 
 @pytest.mark.parametrize("minutes", [-20, 20], ids=["past", "future"])
@@ -196,15 +202,18 @@ def test_expect_100_continue_bad_signature_writes_nothing(target, prefix):
     url = obj_url(target.bucket, key)
     body = os.urandom(64 * 1024)
     headers = sign("PUT", url, ACCESS_KEY, "wrong-secret", body=body, headers={"Expect": "100-continue"})
-    r, _ = expect_100_continue(url, headers, body)
+    r, sent = expect_100_continue(url, headers, body)
     assert_s3_error(r, 403, "SignatureDoesNotMatch")
+    # the refusal comes instead of `100 Continue`: the client never had to send the body
+    assert not sent
     assert target.backend_keys(prefix) == []
 
     unknown = sign(
         "PUT", url, "AKIANOBODY0000000000", SECRET_KEY, body=body, headers={"Expect": "100-continue"}
     )
-    r, _ = expect_100_continue(url, unknown, body)
+    r, sent = expect_100_continue(url, unknown, body)
     assert_s3_error(r, 403, "InvalidAccessKeyId")
+    assert not sent
     assert target.backend_keys(prefix) == []
 
 

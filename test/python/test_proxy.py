@@ -19,11 +19,13 @@ from s3util import (
     LIMITED_ACCESS_KEY,
     LIMITED_SECRET_KEY,
     error_code,
+    expect_100_continue,
     http_status,
     needs_down,
     needs_limited,
     obj_url,
     raw_request,
+    sign,
     signed_request,
 )
 
@@ -144,6 +146,20 @@ def test_limited_key_copy_source_by_backend_name(limited, target_a, prefix, beta
         )
     assert http_status(ei.value) in (403, 404), ei.value.response
     assert target_a.backend_keys(prefix) == []
+
+
+@needs_limited
+def test_limited_key_expect_100_continue_on_beta(target_b, prefix):
+    """Authorization, not only authentication, comes before `100 Continue`."""
+    url = obj_url(BUCKET_B, prefix + "expect.bin")
+    body = os.urandom(32 * 1024)
+    headers = sign(
+        "PUT", url, LIMITED_ACCESS_KEY, LIMITED_SECRET_KEY, body=body, headers={"Expect": "100-continue"}
+    )
+    r, sent = expect_100_continue(url, headers, body)
+    assert r.status == 403 and r.xml_code() == "AccessDenied", (r.status, r.body)
+    assert not sent
+    assert target_b.backend_keys(prefix) == []
 
 
 @needs_limited

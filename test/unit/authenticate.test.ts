@@ -12,7 +12,7 @@ const EMPTY = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 const lookup = async (ak: string) => (ak === AK ? SECRET : null);
 
 function req(method: string, url: string, headers: Record<string, string>) {
-  return parseRequest({ method, url, rawHeaders: Object.entries({ host: "examplebucket.s3.amazonaws.com", ...headers }).flat(), clientAddress: "127.0.0.1" });
+  return parseRequest({ method, url, rawHeaders: Object.entries({ host: "examplebucket.s3.amazonaws.com", ...headers }).flat(), clientAddress: "127.0.0.1", scheme: "http" });
 }
 const auth = (signed: string, sig: string) =>
   `AWS4-HMAC-SHA256 Credential=${AK}/20130524/us-east-1/s3/aws4_request,SignedHeaders=${signed},Signature=${sig}`;

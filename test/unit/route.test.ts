@@ -3,7 +3,9 @@ import { parseConfig } from "../../src/config.ts";
 import { backendCopySource, parseCopySource, upstreamUrl } from "../../src/route.ts";
 import { renameBucketInXml } from "../../src/respond.ts";
 import { s3Operation } from "../../src/operation.ts";
-import { forwardedHeaders, upstreamPayloadHash } from "../../src/resign.ts";
+import { forwardedHeaders } from "../../src/resign.ts";
+import { upstreamBody } from "../../src/payload.ts";
+import { parseRequest } from "../../src/request.ts";
 import { canonicalQuery, headerMap, parseQuery, uriEncode } from "../../src/sigv4.ts";
 import { S3Error } from "../../src/errors.ts";
 
@@ -80,10 +82,27 @@ describe("re-signing input", () => {
       "x-amz-meta-k", "x-amz-object-lock-mode", "x-amz-server-side-encryption", "x-amz-server-side-encryption-customer-key", "x-amz-storage-class", "x-amz-tagging",
     ]);
   });
+  const put = (headers: Record<string, string>) =>
+    parseRequest({ method: "PUT", url: "/b/k", rawHeaders: Object.entries(headers).flat(), clientAddress: "", scheme: "http" });
+  const identity = (payloadHash: string) => ({ accessKey: "a", payloadHash, info: {} as never });
+
   test("the client's body hash reaches the backend so it still checks the body", () => {
     const hex = "44ce7dd67c959e0d3524ffac1771dfbba87d2b6b4b4e99e42034a8b803f8b072";
-    expect(upstreamPayloadHash(hex)).toBe(hex);
-    expect(upstreamPayloadHash("UNSIGNED-PAYLOAD")).toBe("UNSIGNED-PAYLOAD");
+    expect(upstreamBody(put({ "content-length": "3" }), identity(hex), null).headers).toEqual({ "x-amz-content-sha256": hex });
+    expect(upstreamBody(put({ "content-length": "3" }), identity("UNSIGNED-PAYLOAD"), null).headers).toEqual({ "x-amz-content-sha256": "UNSIGNED-PAYLOAD" });
+  });
+
+  test("aws-chunked: decoded length and encodings upstream, trailers kept as trailers", () => {
+    const headers = { "content-encoding": "aws-chunked,gzip", "x-amz-decoded-content-length": "11", "x-amz-trailer": "x-amz-checksum-crc32" };
+    expect(upstreamBody(put(headers), identity("STREAMING-UNSIGNED-PAYLOAD-TRAILER"), null).headers).toEqual({
+      "content-length": String(3 + 11 + 2 + 3 + "x-amz-checksum-crc32:sOO8/Q==\r\n".length + 2), "content-encoding": "aws-chunked,gzip", "x-amz-content-sha256": "STREAMING-UNSIGNED-PAYLOAD-TRAILER", "x-amz-trailer": "x-amz-checksum-crc32",
+    });
+    const signed = { "content-encoding": "aws-chunked", "x-amz-decoded-content-length": "11" };
+    expect(upstreamBody(put(signed), identity("STREAMING-AWS4-HMAC-SHA256-PAYLOAD"), null).headers).toMatchObject({
+      "content-length": "11", "content-encoding": null, "x-amz-content-sha256": "UNSIGNED-PAYLOAD", "x-amz-decoded-content-length": null,
+    });
+    expect(() => upstreamBody(put({ "content-encoding": "aws-chunked" }), identity("STREAMING-UNSIGNED-PAYLOAD-TRAILER"), null)).toThrow("Content-Length");
+    expect(() => upstreamBody(put({ "transfer-encoding": "chunked" }), identity("UNSIGNED-PAYLOAD"), new ReadableStream())).toThrow("Content-Length");
   });
 });
 
