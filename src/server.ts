@@ -6,7 +6,7 @@
 import cluster from "node:cluster";
 import { availableParallelism } from "node:os";
 import { createServer, type Server } from "node:http";
-import { createSecureServer, type Http2SecureServer } from "node:http2";
+import { createServer as createHttpsServer } from "node:https";
 import { readFileSync } from "node:fs";
 import { getRequestListener } from "@hono/node-server";
 import { AggregatorRegistry } from "prom-client";
@@ -36,7 +36,7 @@ export function startServer(config: Config, hooks: Hooks): void {
     let open = servers.length;
     for (const server of servers) {
       server.close(() => --open === 0 && process.exit(0));
-      (server as Partial<Server>).closeIdleConnections?.();
+      server.closeIdleConnections();
     }
     setTimeout(() => process.exit(0), GRACE_MS).unref();
   };
@@ -44,22 +44,22 @@ export function startServer(config: Config, hooks: Hooks): void {
   process.once("SIGINT", stop);
 }
 
-/** The listeners of one process: plain HTTP/1.1 and/or TLS with HTTP/2 and HTTP/1.1 by ALPN. */
-function serve(config: Config, hooks: Hooks): (Server | Http2SecureServer)[] {
+/** The listeners of one process: HTTP/1.1, plain and/or over TLS. */
+function serve(config: Config, hooks: Hooks): Server[] {
   const app = createApp(createPipeline(config, hooks));
   const listener = getRequestListener(app.fetch, { overrideGlobalObjects: false, errorHandler: badRequestTarget });
   const { bind, httpPort, httpsPort, tlsCert, tlsKey } = config.server;
-  const servers: (Server | Http2SecureServer)[] = [];
+  const servers: Server[] = [];
   if (httpPort !== undefined) {
     const server = createServer(listener);
-    // Uploads of many GiB and slow CompleteMultipartUploads must not be cut off by node's 5-minute default.
-    server.requestTimeout = 0;
-    server.headersTimeout = 60_000;
-    server.keepAliveTimeout = 65_000;
+    tune(server);
     servers.push(listen(server, `http://${bind}:${httpPort}`, httpPort, bind));
   }
   if (httpsPort !== undefined) {
-    const server = createSecureServer({ allowHTTP1: true, cert: readFileSync(tlsCert!), key: readFileSync(tlsKey!) }, listener);
+    // HTTP/1.1 only: Bun's node:http2 server (with or without allowHTTP1) does not hold back
+    // upload bodies when the backend reads slowly, so an upload would fill memory (README).
+    const server = createHttpsServer({ cert: readFileSync(tlsCert!), key: readFileSync(tlsKey!) }, listener);
+    tune(server);
     servers.push(listen(server, `https://${bind}:${httpsPort}`, httpsPort, bind));
   }
   // answer "Expect: 100-continue" only once the request is authorized (app.ts sends the 100)
@@ -67,7 +67,14 @@ function serve(config: Config, hooks: Hooks): (Server | Http2SecureServer)[] {
   return servers;
 }
 
-function listen<S extends Server | Http2SecureServer>(server: S, url: string, port: number, bind: string): S {
+function tune(server: Server): void {
+  // Uploads of many GiB and slow CompleteMultipartUploads must not be cut off by node's 5-minute default.
+  server.requestTimeout = 0;
+  server.headersTimeout = 60_000;
+  server.keepAliveTimeout = 65_000;
+}
+
+function listen<S extends Server>(server: S, url: string, port: number, bind: string): S {
   server.on("error", (e: Error) => {
     console.error(`osp: cannot listen on ${url}: ${e.message}`);
     process.exit(1);

@@ -24,8 +24,9 @@
  *
  * Environment contract for the suites (exported to both bun test and pytest):
  *   OSP_ENDPOINT            http://127.0.0.1:PORT of the shared osp
- *   OSP_HTTPS_ENDPOINT      https://127.0.0.1:PORT of the same osp (HTTP/2 and HTTP/1.1)
+ *   OSP_HTTPS_ENDPOINT      https://127.0.0.1:PORT of the same osp
  *   OSP_CA_BUNDLE           its self-signed certificate (also NODE_EXTRA_CA_CERTS and AWS_CA_BUNDLE)
+ *   OSP_TLS_KEY             that certificate's key, for tests that start their own HTTPS osp
  *   OSP_REGION              us-east-1
  *   OSP_ACCESS_KEY          admin key (OSPADMIN, all buckets)
  *   OSP_SECRET_KEY            (random per run)
@@ -417,6 +418,7 @@ async function main(): Promise<number> {
     OSP_HTTPS_ENDPOINT: osp ? `https://127.0.0.1:${httpsPort}` : undefined,
     // the test certificate, trusted by the SDKs under test: Bun (node:https, fetch), botocore, aws-cli
     OSP_CA_BUNDLE: tls.cert,
+    OSP_TLS_KEY: tls.key,
     NODE_EXTRA_CA_CERTS: tls.cert,
     AWS_CA_BUNDLE: tls.cert,
     OSP_REGION: "us-east-1",
