@@ -1,5 +1,5 @@
 /** The Hono app: the proxy pipeline behind node:http, with request ids, S3 XML errors and metrics. */
-import { Hono } from "hono";
+import { Hono, type Context } from "hono";
 import type { HttpBindings } from "@hono/node-server";
 import { prometheus } from "@hono/prometheus";
 import { Registry } from "prom-client";
@@ -40,14 +40,12 @@ function bodyOf(request: Request, env: HttpBindings): ReadableStream<Uint8Array>
 
 export function createApp(pipeline: Pipeline): Hono<Env> {
   const app = new Hono<Env>();
+  const customLabels = { bucket: (c: Context<Env>) => c.get("bucket") ?? "", operation: (c: Context<Env>) => c.get("operation") ?? "" };
   const { registerMetrics } = prometheus({
     registry,
     prefix: "osp_",
     collectDefaultMetrics: true,
-    metricOptions: {
-      requestDuration: { customLabels: { bucket: (c) => c.get("bucket") ?? "", operation: (c) => c.get("operation") ?? "" } },
-      requestsTotal: { customLabels: { bucket: (c) => c.get("bucket") ?? "", operation: (c) => c.get("operation") ?? "" } },
-    },
+    metricOptions: { requestDuration: { customLabels }, requestsTotal: { customLabels } },
   });
   app.use(registerMetrics);
   app.all("*", async (c) => {
@@ -72,7 +70,7 @@ export function createApp(pipeline: Pipeline): Hono<Env> {
     }
     if (!res.headers.has("x-amz-request-id")) res.headers.set("x-amz-request-id", id);
     // refused before "100 Continue": the client never sent its body, so this connection cannot carry another request
-    if (awaitsContinue(incoming) && incoming.httpVersionMajor === 1 && !continued.has(incoming)) res.headers.set("connection", "close");
+    if (awaitsContinue(incoming) && !continued.has(incoming)) res.headers.set("connection", "close");
     if (pipeline.config.server.accessLog) logAccess(id, req, incoming, res.status, performance.now() - started);
     return res;
   });

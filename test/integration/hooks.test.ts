@@ -1,6 +1,6 @@
 /** A hooks module (test/fixtures/hooks.ts) deciding secrets, backend credentials and access. */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { GetObjectCommand, ListBucketsCommand, PutObjectCommand, S3ServiceException } from "@aws-sdk/client-s3";
+import { DeleteObjectCommand, GetObjectCommand, ListBucketsCommand, PutObjectCommand, S3ServiceException } from "@aws-sdk/client-s3";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -105,4 +105,39 @@ describe("hooks", () => {
     expect(listed.Buckets!.map((b) => b.Name).sort()).toEqual(["alpha", "apikey-bucket", "uncached"]);
     expect(calls(`authorize HOOKUSER1 uncached ListBuckets `)).toBe(1);
   });
+});
+
+test("startServer(config, hooks) from a script of one's own, with hooks as plain functions", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "osp-embed-"));
+  const port = await freePort();
+  const repo = resolve(import.meta.dir, "../..");
+  writeFileSync(join(dir, "server.ts"), `
+import { startServer } from ${JSON.stringify(join(repo, "osp.ts"))};
+import { parseConfig } from ${JSON.stringify(join(repo, "src/config.ts"))};
+const config = parseConfig(${JSON.stringify(serverToml(port, { workers: 1 }) + `
+[buckets.${env.bucketA}]
+endpoint = "${env.minioA.endpoint}"
+addressing_style = "path"
+access_key = "${env.minioA.accessKey}"
+secret_key = "${env.minioA.secretKey}"
+`)}, process.env, import.meta.dir);
+startServer(config, {
+  lookupSecret: (accessKey) => (accessKey === "EMBEDDED" ? "embedded-secret" : null),
+  authorize: async (token, bucket, request) => request.operation !== "DeleteObject",
+});
+`);
+  const proc = Bun.spawn(["bun", join(dir, "server.ts")], { stdout: "pipe", stderr: "pipe" });
+  try {
+    const s3 = sdkClient(`http://127.0.0.1:${port}`, "EMBEDDED", "embedded-secret");
+    let put = "";
+    for (let i = 0; i < 50 && put !== "ok"; i++) {
+      await Bun.sleep(100);
+      put = await failure(s3.send(new PutObjectCommand({ Bucket: env.bucketA, Key: `${prefix}embedded`, Body: "e" }))).then(([c]) => c, () => "not listening yet");
+    }
+    expect(put).toBe("ok");
+    expect(await failure(s3.send(new DeleteObjectCommand({ Bucket: env.bucketA, Key: `${prefix}embedded` })))).toEqual(["AccessDenied", 403]);
+  } finally {
+    proc.kill();
+    await proc.exited;
+  }
 });

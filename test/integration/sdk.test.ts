@@ -2,12 +2,12 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import {
   AbortMultipartUploadCommand, CompleteMultipartUploadCommand, CopyObjectCommand, CreateMultipartUploadCommand,
-  DeleteObjectCommand, DeleteObjectsCommand, GetObjectCommand, HeadObjectCommand, ListBucketsCommand,
+  DeleteObjectCommand, DeleteObjectsCommand, GetObjectCommand, GetObjectTaggingCommand, HeadObjectCommand, ListBucketsCommand,
   ListMultipartUploadsCommand, ListObjectsCommand, ListObjectsV2Command, ListPartsCommand, PutObjectCommand,
   S3ServiceException, UploadPartCommand, UploadPartCopyCommand,
 } from "@aws-sdk/client-s3";
 import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
-import { backendClient, env, randomBytes, sdkClient, sha256, uniquePrefix } from "./util.ts";
+import { backendClient, env, randomBytes, rawRequest, sdkClient, sha256, signRaw, uniquePrefix, xmlCode } from "./util.ts";
 
 const s3 = sdkClient();
 const buckets = [
@@ -230,5 +230,44 @@ describe("who may see what", () => {
   test("an unreachable backend is a 502 with an S3 error code", async () => {
     const err = await errorOf(s3.send(new GetObjectCommand({ Bucket: env.bucketDown, Key: "k" })));
     expect(err).toEqual({ name: "BadGateway", status: 502 });
+  });
+});
+
+describe("headers S3 reads reach the backend", () => {
+  const put = async (key: string, extra: Record<string, string>) => {
+    const target = `/${env.bucketA}/${key}`;
+    const headers = await signRaw("PUT", env.ospEndpoint, target, { "content-length": "5", ...extra }, env.accessKey, env.secretKey);
+    return rawRequest(env.ospEndpoint, "PUT", target, headers, "hello");
+  };
+  const backend = buckets[0]!.backend;
+
+  test("storage class and tagging are stored", async () => {
+    const key = `${prefix}hdr-stored`;
+    expect((await put(key, { "x-amz-storage-class": "REDUCED_REDUNDANCY", "x-amz-tagging": "team=data&tier=2" })).status).toBe(200);
+    expect((await backend.send(new HeadObjectCommand({ Bucket: env.bucketA, Key: key }))).StorageClass).toBe("REDUCED_REDUNDANCY");
+    const tags = await backend.send(new GetObjectTaggingCommand({ Bucket: env.bucketA, Key: key }));
+    expect(tags.TagSet).toEqual([{ Key: "team", Value: "data" }, { Key: "tier", Value: "2" }]);
+  });
+
+  // Each of these makes this MinIO refuse the upload; had osp dropped the header, it would be stored.
+  test.each([
+    ["SSE-S3", { "x-amz-server-side-encryption": "AES256" }, "NotImplemented"],
+    ["SSE-C", { "x-amz-server-side-encryption-customer-algorithm": "AES256", "x-amz-server-side-encryption-customer-key": "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=", "x-amz-server-side-encryption-customer-key-md5": "zZ5FnqDuvTFzXgWX5VKyeg==" }, "InvalidRequest"],
+    ["object lock", { "x-amz-object-lock-mode": "GOVERNANCE", "x-amz-object-lock-retain-until-date": "2030-01-01T00:00:00Z" }, "InvalidRequest"],
+    ["a checksum", { "x-amz-checksum-crc32": "AAAAAA==" }, "XAmzContentChecksumMismatch"],
+    ["Content-MD5", { "content-md5": "AAAAAAAAAAAAAAAAAAAAAA==" }, "BadDigest"],
+  ])("%s", async (_, extra, code) => {
+    const key = `${prefix}hdr-${code}-${Object.keys(extra)[0]}`;
+    const res = await put(key, extra);
+    expect(xmlCode(res.body)).toBe(code);
+    expect(await errorOf(backend.send(new HeadObjectCommand({ Bucket: env.bucketA, Key: key })))).toMatchObject({ status: 404 });
+  });
+
+  test("conditional writes", async () => {
+    const key = `${prefix}hdr-conditional`;
+    expect((await put(key, { "if-none-match": "*" })).status).toBe(200);
+    const again = await put(key, { "if-none-match": "*" });
+    expect(again.status).toBe(412);
+    expect(xmlCode(again.body)).toBe("PreconditionFailed");
   });
 });
