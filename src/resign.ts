@@ -1,7 +1,7 @@
 /** re-sign: the client's request as the backend must see it, signed with the bucket's backend keys. */
-import { AwsV4Signer } from "aws4fetch";
+
 import type { BackendCredentials } from "./hooks.ts";
-import type { HeaderMap } from "./sigv4.ts";
+import { Signer, type HeaderMap } from "./sigv4.ts";
 
 /**
  * Headers that belong to the client's hop or to its signature. Everything else (SSE and SSE-C,
@@ -26,18 +26,14 @@ export function forwardedHeaders(headers: HeaderMap, overrides: Record<string, s
   return out;
 }
 
-const signingKeys = new Map<string, ArrayBuffer>();
-
 export async function resign(method: string, url: string, headers: Headers, creds: BackendCredentials, region: string): Promise<Headers> {
-  if (signingKeys.size > 1024) signingKeys.clear();
-  const signed = await new AwsV4Signer({
+  const signed = await new Signer({
     method, url, headers,
     accessKeyId: creds.accessKey,
     secretAccessKey: creds.secretKey,
     sessionToken: creds.sessionToken,
     service: "s3",
     region,
-    cache: signingKeys,
   }).sign();
   return signed.headers;
 }
