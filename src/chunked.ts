@@ -62,9 +62,11 @@ export interface ChunkChain {
 const hex = (algorithm: "sha256", data: Uint8Array | string) => new Bun.CryptoHasher(algorithm).update(data).digest("hex");
 const hmacHex = (key: Uint8Array, s: string) => new Bun.CryptoHasher("sha256", key).update(s).digest("hex");
 
-/** The signature of one chunk, chained from the previous one. */
-export function chunkSignature(chain: ChunkChain, previous: string, data: Uint8Array): string {
-  return hmacHex(chain.signingKey, ["AWS4-HMAC-SHA256-PAYLOAD", chain.datetime, chain.scope, previous, EMPTY_SHA256, hex("sha256", data)].join("\n"));
+/** The signature of one chunk (given whole or in pieces), chained from the previous one. */
+export function chunkSignature(chain: ChunkChain, previous: string, data: Uint8Array | Uint8Array[]): string {
+  const hash = new Bun.CryptoHasher("sha256");
+  for (const piece of Array.isArray(data) ? data : [data]) hash.update(piece);
+  return hmacHex(chain.signingKey, ["AWS4-HMAC-SHA256-PAYLOAD", chain.datetime, chain.scope, previous, EMPTY_SHA256, hash.digest("hex")].join("\n"));
 }
 
 /** The signature of the trailer: the canonical trailer is "name:value\n" for each trailing header. */
@@ -73,7 +75,14 @@ export function trailerSignature(chain: ChunkChain, previous: string, trailers: 
   return hmacHex(chain.signingKey, ["AWS4-HMAC-SHA256-TRAILER", chain.datetime, chain.scope, previous, hex("sha256", canonical)].join("\n"));
 }
 
-/** Buffered reads of lines and exact byte counts from a stream, copying each byte once. */
+const concat = (a: Uint8Array, b: Uint8Array) => {
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a);
+  out.set(b, a.length);
+  return out;
+};
+
+/** Reads of lines and exact byte counts from a stream; data bytes are not copied. */
 class ByteReader {
   private buf: Uint8Array = new Uint8Array(0);
   constructor(private readonly reader: { read(): Promise<{ done: boolean; value?: Uint8Array }> }) {}
@@ -83,41 +92,43 @@ class ByteReader {
     return done ? undefined : value!;
   }
 
-  /** A line ending in CRLF; or, when `bareLf`, in LF with an optional CR. */
+  /** A line ending in CRLF; or, when `bareLf`, in LF with an optional CR. Only the line's own bytes are copied. */
   async line(bareLf = false): Promise<string> {
+    let partial: Uint8Array | undefined;
     for (;;) {
       const lf = this.buf.indexOf(10);
+      const upto = lf >= 0 ? this.buf.subarray(0, lf) : this.buf;
+      const bytes = partial ? concat(partial, upto) : upto;
+      if (bytes.length > MAX_LINE) throw incomplete("a chunk header is too long");
       if (lf >= 0) {
-        const cr = lf > 0 && this.buf[lf - 1] === 13;
-        if (!cr && !bareLf) throw incomplete("a line does not end with CRLF");
-        const text = new TextDecoder().decode(this.buf.subarray(0, cr ? lf - 1 : lf));
         this.buf = this.buf.subarray(lf + 1);
-        return text;
+        const cr = bytes.length > 0 && bytes[bytes.length - 1] === 13;
+        if (!cr && !bareLf) throw incomplete("a line does not end with CRLF");
+        return new TextDecoder().decode(cr ? bytes.subarray(0, -1) : bytes);
       }
-      if (this.buf.length > MAX_LINE) throw incomplete("a chunk header is too long");
+      partial = bytes.slice();
       const more = await this.next();
       if (!more) throw incomplete("the body ended inside a chunk header");
-      const joined = new Uint8Array(this.buf.length + more.length);
-      joined.set(this.buf);
-      joined.set(more, this.buf.length);
-      this.buf = joined;
+      this.buf = more;
     }
   }
 
-  async bytes(n: number): Promise<Uint8Array> {
-    const out = new Uint8Array(n);
-    let filled = Math.min(n, this.buf.length);
-    out.set(this.buf.subarray(0, filled));
-    this.buf = this.buf.subarray(filled);
-    while (filled < n) {
-      const more = await this.next();
-      if (!more) throw incomplete("the body ended inside a chunk");
-      const take = Math.min(n - filled, more.length);
-      out.set(more.subarray(0, take), filled);
-      filled += take;
-      this.buf = more.subarray(take);
+  /** The next n bytes, as views of what the stream delivered: copying them cost as much as hashing them. */
+  async bytes(n: number): Promise<Uint8Array[]> {
+    const pieces: Uint8Array[] = [];
+    for (let need = n; need > 0; ) {
+      if (this.buf.length === 0) {
+        const more = await this.next();
+        if (!more) throw incomplete("the body ended inside a chunk");
+        this.buf = more;
+        continue;
+      }
+      const take = Math.min(need, this.buf.length);
+      pieces.push(this.buf.subarray(0, take));
+      this.buf = this.buf.subarray(take);
+      need -= take;
     }
-    return out;
+    return pieces;
   }
 
   async atEnd(): Promise<boolean> {
@@ -149,7 +160,7 @@ export async function* decodeAwsChunked(body: ReadableStream<Uint8Array>, o: Dec
   const input = new ByteReader(reader);
   let previous = o.chain?.seedSignature ?? "";
   let total = 0;
-  let held: Uint8Array | undefined;
+  let held: Uint8Array[] = [];
   try {
     for (;;) {
       const header = await input.line();
@@ -166,13 +177,13 @@ export async function* decodeAwsChunked(body: ReadableStream<Uint8Array>, o: Dec
       }
       if (size === 0) break;
       if ((await input.line()) !== "") throw incomplete("chunk data is not followed by CRLF");
-      if (held) yield held;
+      yield* held;
       held = data;
     }
     const trailers = await readTrailers(input, o, previous);
     if (total !== o.decodedLength) throw incomplete(`${total} bytes of data, x-amz-decoded-content-length says ${o.decodedLength}`);
     if (!(await input.atEnd())) throw incomplete("data after the final chunk");
-    if (held) yield held;
+    yield* held;
     return trailers;
   } catch (e) {
     reader.cancel(e).catch(() => {});
@@ -230,35 +241,35 @@ export function reframedLength(decodedLength: number, trailer: string | undefine
   return full * frame(chunk) + (rest ? frame(rest) : 0) + 3 + trailerLine + 2;
 }
 
-/** The decoded data as an unsigned aws-chunked body with trailers, in fixed-size chunks. */
+/** The decoded data as an unsigned aws-chunked body with trailers, in fixed-size chunks; data is not copied. */
 export async function* reframe(decoded: AsyncGenerator<Uint8Array, [string, string][]>, chunk = REFRAME_CHUNK): AsyncGenerator<Uint8Array> {
   const enc = new TextEncoder();
-  const frame = (data: Uint8Array) => {
-    const head = enc.encode(data.length.toString(16) + CRLF);
-    const out = new Uint8Array(head.length + data.length + 2);
-    out.set(head);
-    out.set(data, head.length);
-    out.set([13, 10], head.length + data.length);
-    return out;
-  };
-  let pending = new Uint8Array(0);
+  const crlf = enc.encode(CRLF);
+  const pending: Uint8Array[] = [];
+  let pendingLength = 0;
+  function* frame(length: number): Generator<Uint8Array> {
+    yield enc.encode(length.toString(16) + CRLF);
+    for (let need = length; need > 0; ) {
+      const piece = pending[0]!;
+      const take = Math.min(need, piece.length);
+      yield piece.subarray(0, take);
+      if (take === piece.length) pending.shift();
+      else pending[0] = piece.subarray(take);
+      need -= take;
+    }
+    pendingLength -= length;
+    yield crlf;
+  }
   for (;;) {
     const next = await decoded.next();
     if (next.done) {
-      if (pending.length) yield frame(pending);
+      if (pendingLength) yield* frame(pendingLength);
       yield enc.encode("0" + CRLF + next.value.map(([k, v]) => `${k}:${v}${CRLF}`).join("") + CRLF);
       return;
     }
-    let data = next.value;
-    if (pending.length) {
-      const joined = new Uint8Array(pending.length + data.length);
-      joined.set(pending);
-      joined.set(data, pending.length);
-      data = joined;
-    }
-    let at = 0;
-    for (; data.length - at >= chunk; at += chunk) yield frame(data.subarray(at, at + chunk));
-    pending = data.slice(at);
+    pending.push(next.value);
+    pendingLength += next.value.length;
+    while (pendingLength >= chunk) yield* frame(chunk);
   }
 }
 
