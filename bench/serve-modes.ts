@@ -70,7 +70,7 @@ async function nodeProxy(port: number, originUrl: string): Promise<void> {
   const { createAdaptorServer } = await import("@hono/node-server");
   const server = createAdaptorServer({
     overrideGlobalObjects: false,
-    async fetch(req: Request, env: { incoming: import("node:http").IncomingMessage }) {
+    async fetch(req: Request, env: { incoming: { url?: string } }) {
       const raw = env.incoming.url ?? "/";
       const headers = new Headers(req.headers);
       headers.delete("host");

@@ -6,19 +6,11 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 BUN_VERSION=1.4.4
 MINIO_MODULE=github.com/minio/minio@v0.0.0-20260212201848-7aac2a2c5b7c
-# mc signs every chunk (STREAMING-AWS4-HMAC-SHA256-PAYLOAD[-TRAILER]) over plain HTTP
 MC_MODULE=github.com/minio/mc@v0.0.0-20250313080218-cf909e1063a9
 
 say() { echo "install: $*"; }
 
-# PATH: go's bin dir (minio) and npm's global bin dir (bun)
-if command -v go >/dev/null 2>&1; then
-  GOBIN_DIR="$(go env GOBIN)"
-  [ -n "$GOBIN_DIR" ] || GOBIN_DIR="$(go env GOPATH | cut -d: -f1)/bin"
-else
-  GOBIN_DIR="$HOME/go/bin"
-fi
-export PATH="$GOBIN_DIR:$PATH"
+source test/go-tools.sh
 
 # --- bun -----------------------------------------------------------------------------------
 bun_ok() { command -v bun >/dev/null 2>&1 && [[ "$(bun --version 2>/dev/null)" == 1.4.* ]]; }
@@ -43,36 +35,14 @@ else
 fi
 say "node_modules ok"
 
-# --- minio ---------------------------------------------------------------------------------
+# --- minio and mc, built from their Go modules -------------------------------------------
 if [ -n "${MINIO_BIN:-}" ] && [ -x "$MINIO_BIN" ]; then
   say "minio ok ($MINIO_BIN)"
-elif command -v minio >/dev/null 2>&1; then
-  say "minio ok ($(command -v minio))"
 else
-  command -v go >/dev/null 2>&1 || { say "go is needed to build minio but is not installed"; exit 1; }
-  say "building minio with go install (takes several minutes the first time)"
-  if ! go install "$MINIO_MODULE" >/tmp/osp-minio-install.log 2>&1; then
-    tail -30 /tmp/osp-minio-install.log
-    say "go install minio failed"
-    exit 1
-  fi
-  command -v minio >/dev/null 2>&1 || { say "minio not found in $GOBIN_DIR after go install"; exit 1; }
-  say "minio installed ($(command -v minio))"
+  go_tool minio "$MINIO_MODULE" "minio version"
 fi
-
-# --- mc ----------------------------------------------------------------------------------
-if command -v mc >/dev/null 2>&1 && [[ "$(mc --version 2>/dev/null)" == *"Runtime: go"* ]]; then
-  say "mc ok ($(command -v mc))"
-else
-  command -v go >/dev/null 2>&1 || { say "go is needed to build mc but is not installed"; exit 1; }
-  say "building mc with go install (takes a few minutes the first time)"
-  if ! go install "$MC_MODULE" >/tmp/osp-mc-install.log 2>&1; then
-    tail -30 /tmp/osp-mc-install.log
-    say "go install mc failed"
-    exit 1
-  fi
-  say "mc installed ($(command -v mc))"
-fi
+# mc signs every chunk (STREAMING-AWS4-HMAC-SHA256-PAYLOAD[-TRAILER]) over plain HTTP
+go_tool mc "$MC_MODULE" "Runtime: go"
 
 # --- python --------------------------------------------------------------------------------
 PY=python3

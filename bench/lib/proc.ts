@@ -4,7 +4,7 @@
  * workers and nginx workers count), and run autocannon.
  */
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { registerCleanup, sleep } from "../../test/harness/proc.ts";
 
 export interface Started {
@@ -127,6 +127,10 @@ function statusKb(pid: number, field: string): number {
   }
 }
 
+/** RSS and peak RSS (VmHWM) of one process, in bytes. */
+export const rssOf = (pid: number) => statusKb(pid, "VmRSS") * 1024;
+export const hwmOf = (pid: number) => statusKb(pid, "VmHWM") * 1024;
+
 /** Current RSS in bytes of pid's tree, summed. */
 export function rssBytes(pid: number): number {
   return processTree(pid).reduce((a, p) => a + statusKb(p, "VmRSS") * 1024, 0);
@@ -164,6 +168,23 @@ export interface AutocannonResult {
   duration: number;
 }
 
+let acDir: string | undefined = process.env.AUTOCANNON_DIR;
+
+/** The autocannon package directory in npx's cache (npx installs it on first use). */
+export function autocannonDir(): string {
+  if (acDir) return acDir;
+  const r = Bun.spawnSync(["npx", "-y", "-p", "autocannon", "-c", 'readlink -f "$(command -v autocannon)"'], { stdout: "pipe", stderr: "pipe" });
+  const bin = r.stdout.toString().trim();
+  if (r.exitCode !== 0 || !bin) throw new Error(`cannot find autocannon via npx: ${r.stderr.toString().slice(-500)}`);
+  return (acDir = dirname(bin));
+}
+
+export interface AutocannonRun extends AutocannonResult {
+  /** CPU seconds the load generator used */
+  clientCpu: number;
+}
+
+/** One autocannon run (through bench/lib/autocannon-run.cjs, which also handles HEAD). */
 export async function autocannon(o: {
   url: string;
   connections: number;
@@ -171,18 +192,21 @@ export async function autocannon(o: {
   amount?: number;
   method?: string;
   headers?: Record<string, string>;
-}): Promise<AutocannonResult> {
-  const args = ["npx", "-y", "autocannon", "-j", "-c", String(o.connections)];
-  if (o.amount) args.push("-a", String(o.amount));
-  else args.push("-d", String(o.duration ?? 10));
-  if (o.method) args.push("-m", o.method);
-  for (const [k, v] of Object.entries(o.headers ?? {})) args.push("-H", `${k}=${v}`);
-  args.push(o.url);
-  const p = Bun.spawn(args, { stdout: "pipe", stderr: "pipe", stdin: "ignore" });
+}): Promise<AutocannonRun> {
+  const opts: Record<string, unknown> = { url: o.url, connections: o.connections, method: o.method ?? "GET", headers: o.headers ?? {} };
+  if (o.amount) opts.amount = o.amount;
+  else opts.duration = o.duration ?? 10;
+  const p = Bun.spawn(["node", join(import.meta.dir, "autocannon-run.cjs"), JSON.stringify(opts)], {
+    stdout: "pipe",
+    stderr: "pipe",
+    stdin: "ignore",
+    env: { ...process.env, AUTOCANNON_DIR: autocannonDir() },
+  });
   const [out, err] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text()]);
   await p.exited;
+  const u = p.resourceUsage();
   try {
-    return JSON.parse(out) as AutocannonResult;
+    return { ...(JSON.parse(out) as AutocannonResult), clientCpu: u ? Number(u.cpuTime.user + u.cpuTime.system) / 1e6 : 0 };
   } catch {
     throw new Error(`autocannon failed (exit ${p.exitCode}): ${err.slice(-2000)}${out.slice(-2000)}`);
   }

@@ -10,6 +10,7 @@ import os
 import uuid
 
 import botocore.auth
+import botocore.crt.auth
 import pytest
 from botocore.exceptions import ClientError
 
@@ -107,8 +108,6 @@ def test_anonymous_list_buckets():
 def clock_off_by(delta: dt.timedelta):
     """botocore signs as if the clock were off by `delta` (only inside the block). With awscrt
     installed, S3 requests are signed by botocore.crt.auth, which imported the clock by name."""
-    import botocore.crt.auth
-
     modules = [botocore.auth, botocore.crt.auth]
     real = botocore.auth.get_current_datetime
     for m in modules:

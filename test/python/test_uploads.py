@@ -58,6 +58,7 @@ from s3util import (
     ENDPOINT,
     REGION,
     SECRET_KEY,
+    aws_cli_env,
     MiB,
     RawResponse,
     error_code,
@@ -403,26 +404,7 @@ def test_multipart_checksums_https(request, boto_https, prefix, tname):
 
 @pytest.fixture(scope="module")
 def cli_env(tmp_path_factory):
-    """The aws-cli set-up of test_awscli.py (path-style, no credentials file, one attempt)."""
-    d = tmp_path_factory.mktemp("awscfg-uploads")
-    cfg = d / "config"
-    cfg.write_text("[default]\ns3 =\n    addressing_style = path\n")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env.update(
-        AWS_ACCESS_KEY_ID=ACCESS_KEY,
-        AWS_SECRET_ACCESS_KEY=SECRET_KEY,
-        AWS_DEFAULT_REGION=REGION,
-        AWS_CONFIG_FILE=str(cfg),
-        AWS_SHARED_CREDENTIALS_FILE=str(d / "no-credentials"),
-        AWS_EC2_METADATA_DISABLED="true",
-        AWS_MAX_ATTEMPTS="1",
-        AWS_RETRY_MODE="standard",
-        AWS_PAGER="",
-        AWS_CA_BUNDLE=CA_BUNDLE,
-        # see test_awscli.py: botocore's own switch against its Expect/empty-body keep-alive bug
-        BOTO_EXPERIMENTAL__NO_EMPTY_CONTINUE="true",
-    )
-    return env
+    return aws_cli_env(tmp_path_factory.mktemp("awscfg-uploads"), AWS_CA_BUNDLE=CA_BUNDLE)
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { authenticate } from "../../src/authenticate.ts";
 import { parseRequest } from "../../src/request.ts";
-import { S3Error } from "../../src/errors.ts";
+import { s3Code } from "./s3code.ts";
 
 // The signed examples of the S3 SigV4 documentation ("Signature Calculations for the
 // Authorization Header", "Authenticating Requests: Using Query Parameters").
@@ -16,16 +16,6 @@ function req(method: string, url: string, headers: Record<string, string>) {
 }
 const auth = (signed: string, sig: string) =>
   `AWS4-HMAC-SHA256 Credential=${AK}/20130524/us-east-1/s3/aws4_request,SignedHeaders=${signed},Signature=${sig}`;
-
-async function code(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-    return "ok";
-  } catch (e) {
-    if (e instanceof S3Error) return e.code;
-    throw e;
-  }
-}
 
 describe("SigV4 documentation vectors", () => {
   const getObject = (sig: string, extra: Record<string, string> = {}) =>
@@ -48,7 +38,7 @@ describe("SigV4 documentation vectors", () => {
       "x-amz-content-sha256": "44ce7dd67c959e0d3524ffac1771dfbba87d2b6b4b4e99e42034a8b803f8b072",
       authorization: auth("date;host;x-amz-content-sha256;x-amz-date;x-amz-storage-class", "98ad721746da40c64f1a55b78f14c238d841ea1380cd77a1b5971af0ece108bd"),
     });
-    expect(await code(authenticate(r, lookup, NOW, 900))).toBe("ok");
+    expect(await s3Code(authenticate(r, lookup, NOW, 900))).toBe("ok");
   });
 
   test("GET bucket lifecycle (value-less query parameter)", async () => {
@@ -56,7 +46,7 @@ describe("SigV4 documentation vectors", () => {
       "x-amz-date": "20130524T000000Z", "x-amz-content-sha256": EMPTY,
       authorization: auth("host;x-amz-content-sha256;x-amz-date", "fea454ca298b7da1c68078a5d1bdbfbbe0d65c699e0f91ac7a200a0136783543"),
     });
-    expect(await code(authenticate(r, lookup, NOW, 900))).toBe("ok");
+    expect(await s3Code(authenticate(r, lookup, NOW, 900))).toBe("ok");
   });
 
   test("list objects: query parameters are sorted", async () => {
@@ -64,31 +54,31 @@ describe("SigV4 documentation vectors", () => {
       "x-amz-date": "20130524T000000Z", "x-amz-content-sha256": EMPTY,
       authorization: auth("host;x-amz-content-sha256;x-amz-date", "34b48302e7b5fa45bde8084f4b7868a86f0a534bc59db6670ed5711ef69dc6f7"),
     });
-    expect(await code(authenticate(r, lookup, NOW, 900))).toBe("ok");
+    expect(await s3Code(authenticate(r, lookup, NOW, 900))).toBe("ok");
   });
 
   test("presigned GET", async () => {
     const url = "/test.txt?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIAIOSFODNN7EXAMPLE%2F20130524%2Fus-east-1%2Fs3%2Faws4_request&X-Amz-Date=20130524T000000Z&X-Amz-Expires=86400&X-Amz-SignedHeaders=host&X-Amz-Signature=aeeed9bbccd4d02ee5c0109b86d86835f995330da4c265957d157751f604d404";
     const id = await authenticate(req("GET", url, {}), lookup, NOW + 3600_000, 900);
     expect(id.payloadHash).toBe("UNSIGNED-PAYLOAD");
-    expect(await code(authenticate(req("GET", url, {}), lookup, NOW + 86401_000, 900))).toBe("AccessDenied");
-    expect(await code(authenticate(req("GET", url.replace("test.txt", "test.txu"), {}), lookup, NOW, 900))).toBe("SignatureDoesNotMatch");
-    expect(await code(authenticate(req("GET", url.replace("86400", "604801"), {}), lookup, NOW, 900))).toBe("AuthorizationQueryParametersError");
+    expect(await s3Code(authenticate(req("GET", url, {}), lookup, NOW + 86401_000, 900))).toBe("AccessDenied");
+    expect(await s3Code(authenticate(req("GET", url.replace("test.txt", "test.txu"), {}), lookup, NOW, 900))).toBe("SignatureDoesNotMatch");
+    expect(await s3Code(authenticate(req("GET", url.replace("86400", "604801"), {}), lookup, NOW, 900))).toBe("AuthorizationQueryParametersError");
   });
 
   test("each fault has its own error", async () => {
     const good = "f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41";
-    expect(await code(authenticate(getObject(good.replace("f0", "f1")), lookup, NOW, 900))).toBe("SignatureDoesNotMatch");
-    expect(await code(authenticate(getObject(good, { range: "bytes=0-10" }), lookup, NOW, 900))).toBe("SignatureDoesNotMatch");
-    expect(await code(authenticate(getObject(good), async () => null, NOW, 900))).toBe("InvalidAccessKeyId");
-    expect(await code(authenticate(getObject(good), async () => SECRET + "x", NOW, 900))).toBe("SignatureDoesNotMatch");
-    expect(await code(authenticate(getObject(good), lookup, NOW + 16 * 60_000, 900))).toBe("RequestTimeTooSkewed");
-    expect(await code(authenticate(getObject(good), lookup, NOW - 16 * 60_000, 900))).toBe("RequestTimeTooSkewed");
-    expect(await code(authenticate(getObject(good), lookup, NOW + 14 * 60_000, 900))).toBe("ok");
-    expect(await code(authenticate(req("GET", "/test.txt", { "x-amz-date": "20130524T000000Z" }), lookup, NOW, 900))).toBe("AccessDenied");
-    expect(await code(authenticate(getObject("x", { authorization: "AWS AKIA:abc" }), lookup, NOW, 900))).toBe("InvalidRequest");
-    expect(await code(authenticate(getObject("x", { authorization: "AWS4-ECDSA-P256-SHA256 Credential=a" }), lookup, NOW, 900))).toBe("NotImplemented");
-    expect(await code(authenticate(getObject("x", { authorization: "AWS4-HMAC-SHA256 garbage" }), lookup, NOW, 900))).toBe("AuthorizationHeaderMalformed");
+    expect(await s3Code(authenticate(getObject(good.replace("f0", "f1")), lookup, NOW, 900))).toBe("SignatureDoesNotMatch");
+    expect(await s3Code(authenticate(getObject(good, { range: "bytes=0-10" }), lookup, NOW, 900))).toBe("SignatureDoesNotMatch");
+    expect(await s3Code(authenticate(getObject(good), async () => null, NOW, 900))).toBe("InvalidAccessKeyId");
+    expect(await s3Code(authenticate(getObject(good), async () => SECRET + "x", NOW, 900))).toBe("SignatureDoesNotMatch");
+    expect(await s3Code(authenticate(getObject(good), lookup, NOW + 16 * 60_000, 900))).toBe("RequestTimeTooSkewed");
+    expect(await s3Code(authenticate(getObject(good), lookup, NOW - 16 * 60_000, 900))).toBe("RequestTimeTooSkewed");
+    expect(await s3Code(authenticate(getObject(good), lookup, NOW + 14 * 60_000, 900))).toBe("ok");
+    expect(await s3Code(authenticate(req("GET", "/test.txt", { "x-amz-date": "20130524T000000Z" }), lookup, NOW, 900))).toBe("AccessDenied");
+    expect(await s3Code(authenticate(getObject("x", { authorization: "AWS AKIA:abc" }), lookup, NOW, 900))).toBe("InvalidRequest");
+    expect(await s3Code(authenticate(getObject("x", { authorization: "AWS4-ECDSA-P256-SHA256 Credential=a" }), lookup, NOW, 900))).toBe("NotImplemented");
+    expect(await s3Code(authenticate(getObject("x", { authorization: "AWS4-HMAC-SHA256 garbage" }), lookup, NOW, 900))).toBe("AuthorizationHeaderMalformed");
   });
 
   test("a dot-segment path is verified as sent, not as normalised", async () => {
@@ -97,6 +87,6 @@ describe("SigV4 documentation vectors", () => {
       range: "bytes=0-9", "x-amz-content-sha256": EMPTY, "x-amz-date": "20130524T000000Z",
       authorization: auth("host;range;x-amz-content-sha256;x-amz-date", "f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41"),
     });
-    expect(await code(authenticate(r, lookup, NOW, 900))).toBe("SignatureDoesNotMatch");
+    expect(await s3Code(authenticate(r, lookup, NOW, 900))).toBe("SignatureDoesNotMatch");
   });
 });

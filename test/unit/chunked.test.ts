@@ -3,7 +3,7 @@ import {
   chunkSignature, decodeAwsChunked, payloadMode, reframe, reframedLength, trailerSignature, type ChunkChain, type DecodeOptions,
 } from "../../src/chunked.ts";
 import { signingKey } from "../../src/sigv4.ts";
-import { S3Error } from "../../src/errors.ts";
+import { s3Code } from "./s3code.ts";
 
 // The example of "Signature Calculations for the Authorization Header: Transferring Payload in
 // Multiple Chunks" in the S3 documentation: 66560 bytes of "a" in chunks of 65536 and 1024.
@@ -51,16 +51,6 @@ async function decode(body: Uint8Array, o: DecodeOptions, piece?: number): Promi
   }
 }
 
-async function failure(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-    return "ok";
-  } catch (e) {
-    if (e instanceof S3Error) return e.code;
-    throw e;
-  }
-}
-
 describe("signed chunks (documentation vector)", () => {
   const o: DecodeOptions = { mode: "signed-chunks", decodedLength: 66560, chain };
 
@@ -80,14 +70,14 @@ describe("signed chunks (documentation vector)", () => {
   test("a tampered byte, a bad signature, a wrong length or a cut body each fail", async () => {
     const tampered = docBody();
     tampered[200] = 98;
-    expect(await failure(decode(tampered, o))).toBe("SignatureDoesNotMatch");
-    expect(await failure(decode(docBody([SIGS[0]!, SIGS[2]!, SIGS[2]!]), o))).toBe("SignatureDoesNotMatch");
-    expect(await failure(decode(docBody([SIGS[0]!, SIGS[1]!, SIGS[0]!]), o))).toBe("SignatureDoesNotMatch");
-    expect(await failure(decode(docBody(), { ...o, decodedLength: 66561 }))).toBe("IncompleteBody");
-    expect(await failure(decode(docBody(), { ...o, decodedLength: 66559 }))).toBe("IncompleteBody");
-    expect(await failure(decode(docBody().subarray(0, 66000), o))).toBe("IncompleteBody");
-    expect(await failure(decode(Buffer.concat([docBody(), enc.encode("x")]), o))).toBe("IncompleteBody");
-    expect(await failure(decode(enc.encode("zz;chunk-signature=00\r\n"), o))).toBe("IncompleteBody");
+    expect(await s3Code(decode(tampered, o))).toBe("SignatureDoesNotMatch");
+    expect(await s3Code(decode(docBody([SIGS[0]!, SIGS[2]!, SIGS[2]!]), o))).toBe("SignatureDoesNotMatch");
+    expect(await s3Code(decode(docBody([SIGS[0]!, SIGS[1]!, SIGS[0]!]), o))).toBe("SignatureDoesNotMatch");
+    expect(await s3Code(decode(docBody(), { ...o, decodedLength: 66561 }))).toBe("IncompleteBody");
+    expect(await s3Code(decode(docBody(), { ...o, decodedLength: 66559 }))).toBe("IncompleteBody");
+    expect(await s3Code(decode(docBody().subarray(0, 66000), o))).toBe("IncompleteBody");
+    expect(await s3Code(decode(Buffer.concat([docBody(), enc.encode("x")]), o))).toBe("IncompleteBody");
+    expect(await s3Code(decode(enc.encode("zz;chunk-signature=00\r\n"), o))).toBe("IncompleteBody");
   });
 
   test("the last data is held back until the final chunk is verified", async () => {
@@ -100,7 +90,7 @@ describe("signed chunks (documentation vector)", () => {
         released += n.value.length;
       }
     };
-    expect(await failure(drain())).toBe("SignatureDoesNotMatch");
+    expect(await s3Code(drain())).toBe("SignatureDoesNotMatch");
     expect(released).toBe(65536); // the first chunk only: the second waits for the final one
   });
 });
@@ -114,9 +104,9 @@ describe("trailers", () => {
     const { data, trailers } = await decode(unsigned, o, 3);
     expect(new TextDecoder().decode(data)).toBe("hello world");
     expect(trailers).toEqual([["x-amz-checksum-crc32", crc]]);
-    expect(await failure(decode(unsigned, { ...o, trailer: "x-amz-checksum-sha256" }))).toBe("MalformedTrailerError");
-    expect(await failure(decode(enc.encode(`6\r\nhello \r\n5\r\nworld\r\n0\r\nx-amz-checksum-crc32:abc\r\n\r\n`), o))).toBe("InvalidRequest");
-    expect(await failure(decode(enc.encode(`6\r\nhello \r\n5\r\nworld\r\n0\r\n\r\n`), o))).toBe("MalformedTrailerError");
+    expect(await s3Code(decode(unsigned, { ...o, trailer: "x-amz-checksum-sha256" }))).toBe("MalformedTrailerError");
+    expect(await s3Code(decode(enc.encode(`6\r\nhello \r\n5\r\nworld\r\n0\r\nx-amz-checksum-crc32:abc\r\n\r\n`), o))).toBe("InvalidRequest");
+    expect(await s3Code(decode(enc.encode(`6\r\nhello \r\n5\r\nworld\r\n0\r\n\r\n`), o))).toBe("MalformedTrailerError");
   });
 
   test("signed payload with a signed trailer", async () => {
@@ -130,8 +120,8 @@ describe("trailers", () => {
     // minio-go ends the checksum line with "\n\r\n"
     const mc = new TextDecoder().decode(body(st)).replace(`${crc}\r\n`, `${crc}\n\r\n`);
     expect((await decode(enc.encode(mc), so)).trailers).toEqual([["x-amz-checksum-crc32", crc]]);
-    expect(await failure(decode(body(st, "AAAAAA=="), so))).toBe("SignatureDoesNotMatch");
-    expect(await failure(decode(body("0".repeat(64)), so))).toBe("SignatureDoesNotMatch");
+    expect(await s3Code(decode(body(st, "AAAAAA=="), so))).toBe("SignatureDoesNotMatch");
+    expect(await s3Code(decode(body("0".repeat(64)), so))).toBe("SignatureDoesNotMatch");
   });
 
   test("re-framed for the backend in fixed chunks, with a length known in advance", async () => {
