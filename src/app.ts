@@ -40,14 +40,17 @@ function bodyOf(request: Request, env: HttpBindings): ReadableStream<Uint8Array>
 
 export function createApp(pipeline: Pipeline): Hono<Env> {
   const app = new Hono<Env>();
-  const customLabels = { bucket: (c: Context<Env>) => c.get("bucket") ?? "", operation: (c: Context<Env>) => c.get("operation") ?? "" };
-  const { registerMetrics } = prometheus({
-    registry,
-    prefix: "osp_",
-    collectDefaultMetrics: true,
-    metricOptions: { requestDuration: { customLabels }, requestsTotal: { customLabels } },
-  });
-  app.use(registerMetrics);
+  // metrics cost ~7% of a small request's CPU (bench/README.md): only paid when they are served
+  if (pipeline.config.server.metricsPort !== undefined) {
+    const customLabels = { bucket: (c: Context<Env>) => c.get("bucket") ?? "", operation: (c: Context<Env>) => c.get("operation") ?? "" };
+    const { registerMetrics } = prometheus({
+      registry,
+      prefix: "osp_",
+      collectDefaultMetrics: true,
+      metricOptions: { requestDuration: { customLabels }, requestsTotal: { customLabels } },
+    });
+    app.use(registerMetrics);
+  }
   app.all("*", async (c) => {
     const incoming = c.env.incoming;
     const id = newRequestId();
