@@ -82,7 +82,7 @@ def add_content_md5(request, **_):
         request.headers["Content-MD5"] = base64.b64encode(hashlib.md5(data).digest()).decode()
 
 
-def make_client(endpoint: str, access: str, secret: str, content_md5: bool = False, **extra):
+def make_client(endpoint: str, access: str, secret: str, content_md5: bool = False, verify=None, **extra):
     client = boto3.session.Session().client(
         "s3",
         endpoint_url=endpoint,
@@ -90,6 +90,7 @@ def make_client(endpoint: str, access: str, secret: str, content_md5: bool = Fal
         aws_access_key_id=access,
         aws_secret_access_key=secret,
         config=s3_config(**extra),
+        verify=verify,
     )
     if content_md5:
         client.meta.events.register("before-sign.s3.DeleteObjects", add_content_md5)

@@ -49,7 +49,6 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from urllib.parse import quote, urlsplit
 
-import boto3
 import pytest
 from botocore.exceptions import ClientError
 
@@ -59,11 +58,11 @@ from s3util import (
     REGION,
     SECRET_KEY,
     aws_cli_env,
+    make_client,
     MiB,
     RawResponse,
     error_code,
     http_status,
-    s3_config,
 )
 
 try:
@@ -207,15 +206,7 @@ class Recorder:
 
 
 def _client(endpoint: str):
-    client = boto3.session.Session().client(
-        "s3",
-        endpoint_url=endpoint,
-        region_name=REGION,
-        aws_access_key_id=ACCESS_KEY,
-        aws_secret_access_key=SECRET_KEY,
-        config=s3_config(),
-        verify=CA_BUNDLE if endpoint.startswith("https") else None,
-    )
+    client = make_client(endpoint, ACCESS_KEY, SECRET_KEY, verify=CA_BUNDLE if endpoint.startswith("https") else None)
     return client, Recorder(client)
 
 
