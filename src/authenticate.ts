@@ -3,7 +3,7 @@ import { S3Error, accessDenied, signatureMismatch } from "./errors.ts";
 import type { ParsedRequest } from "./request.ts";
 import {
   canonicalHeaders, canonicalQuery, canonicalUri, constantTimeEqual, datetimeMs, header,
-  parseAuthorization, parsePresigned, signature, signingKey, type SignedRequestInfo,
+  cachedSigningKey, parseAuthorization, parsePresigned, signature, type SignedRequestInfo,
 } from "./sigv4.ts";
 import type { ChunkChain } from "./chunked.ts";
 
@@ -83,7 +83,7 @@ export async function authenticate(req: ParsedRequest, lookupSecret: SecretLooku
   if (!constantTimeEqual(expected, info.signature)) throw signatureMismatch();
   checkTime(info, now, maxSkewSeconds);
   const chain = payloadHash.startsWith("STREAMING-AWS4-HMAC-SHA256-")
-    ? { signingKey: signingKey(secret, info.date, info.region, info.service), datetime: info.datetime, scope: `${info.date}/${info.region}/${info.service}/aws4_request`, seedSignature: info.signature }
+    ? { signingKey: cachedSigningKey(secret, info.date, info.region, info.service), datetime: info.datetime, scope: `${info.date}/${info.region}/${info.service}/aws4_request`, seedSignature: info.signature }
     : undefined;
   return { accessKey: info.accessKey, info, payloadHash, chain };
 }

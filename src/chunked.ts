@@ -11,7 +11,7 @@
  * fixed size so that its Content-Length is known in advance; the backend verifies and stores them.
  */
 import { S3Error } from "./errors.ts";
-import { constantTimeEqual } from "./sigv4.ts";
+import { constantTimeEqual, hmacHex, sha256Hex } from "./sigv4.ts";
 
 export type PayloadMode = "plain" | "signed-chunks" | "unsigned-trailer" | "signed-trailer";
 
@@ -59,8 +59,6 @@ export interface ChunkChain {
   seedSignature: string;
 }
 
-const hex = (algorithm: "sha256", data: Uint8Array | string) => new Bun.CryptoHasher(algorithm).update(data).digest("hex");
-const hmacHex = (key: Uint8Array, s: string) => new Bun.CryptoHasher("sha256", key).update(s).digest("hex");
 
 /** The signature of one chunk (given whole or in pieces), chained from the previous one. */
 export function chunkSignature(chain: ChunkChain, previous: string, data: Uint8Array | Uint8Array[]): string {
@@ -72,7 +70,7 @@ export function chunkSignature(chain: ChunkChain, previous: string, data: Uint8A
 /** The signature of the trailer: the canonical trailer is "name:value\n" for each trailing header. */
 export function trailerSignature(chain: ChunkChain, previous: string, trailers: [string, string][]): string {
   const canonical = trailers.map(([k, v]) => `${k}:${v}\n`).join("");
-  return hmacHex(chain.signingKey, ["AWS4-HMAC-SHA256-TRAILER", chain.datetime, chain.scope, previous, hex("sha256", canonical)].join("\n"));
+  return hmacHex(chain.signingKey, ["AWS4-HMAC-SHA256-TRAILER", chain.datetime, chain.scope, previous, sha256Hex(canonical)].join("\n"));
 }
 
 const concat = (a: Uint8Array, b: Uint8Array) => {

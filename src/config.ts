@@ -13,7 +13,7 @@ export interface ServerConfig {
   bind: string;
   /** Plain HTTP listener; absent when only HTTPS is configured. */
   httpPort?: number;
-  /** HTTPS listener (HTTP/2 and HTTP/1.1 by ALPN), with the certificate and key files below. */
+  /** HTTPS listener (HTTP/1.1), with the certificate and key files below. */
   httpsPort?: number;
   tlsCert?: string;
   tlsKey?: string;

@@ -19,7 +19,6 @@ export const signatureMismatch = () =>
     "SignatureDoesNotMatch",
     "The request signature we calculated does not match the signature you provided. Check your key and signing method.",
   );
-export const malformedAuth = (message: string) => new S3Error(400, "AuthorizationHeaderMalformed", message);
 export const invalidArgument = (message: string) => new S3Error(400, "InvalidArgument", message);
 export const notImplemented = (message: string) => new S3Error(501, "NotImplemented", message);
 export const internalError = (message = "We encountered an internal error. Please try again.") =>

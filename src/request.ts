@@ -24,7 +24,7 @@ export interface RawRequest {
   method: string;
   /** The request target, e.g. "/bucket/a%20key?uploads". */
   url: string;
-  /** Alternating names and values, as node:http's rawHeaders (HTTP/2 pseudo-headers included). */
+  /** Alternating names and values, as node:http's rawHeaders. */
   rawHeaders: string[];
   scheme: "http" | "https";
   clientAddress: string;
@@ -50,10 +50,6 @@ export function parseRequest(raw: RawRequest, id = newRequestId()): ParsedReques
   const query = parseQuery(rawQuery);
   const queryMap = new Map(query);
   const headers = headerMap(raw.rawHeaders);
-  // HTTP/2: SigV4 signs the authority as "host"; other pseudo-headers are not headers
-  const authority = headers.get(":authority");
-  if (authority && !headers.has("host")) headers.set("host", authority);
-  for (const name of headers.keys()) if (name.startsWith(":")) headers.delete(name);
   const method = raw.method.toUpperCase();
   return {
     id, method, rawPath, rawQuery, query, queryMap, headers, bucket, key,

@@ -25,12 +25,14 @@ export const workerCount = (config: Config) => config.server.workers || availabl
 export function startServer(config: Config, hooks: Hooks): void {
   if (workerCount(config) > 1 && cluster.isPrimary) return startPrimary(config);
   const servers = serve(config, hooks);
-  if (cluster.isWorker) {
-    // answer the primary's metrics requests; prom-client attaches that listener in this constructor
-    AggregatorRegistry.setRegistries([registry]);
-    new AggregatorRegistry();
-  } else if (config.server.metricsPort !== undefined) {
-    serveMetrics(config, () => registry.metrics(), registry.contentType);
+  if (config.server.metricsPort !== undefined) {
+    if (cluster.isWorker) {
+      // answer the primary's metrics requests; prom-client attaches that listener in this constructor
+      AggregatorRegistry.setRegistries([registry]);
+      new AggregatorRegistry();
+    } else {
+      serveMetrics(config, () => registry.metrics(), registry.contentType);
+    }
   }
   const stop = () => {
     let open = servers.length;

@@ -171,7 +171,8 @@ export function datetimeMs(datetime: string): number {
 }
 
 const hmac = (key: Uint8Array | string, data: string): Uint8Array => new Bun.CryptoHasher("sha256", key).update(data).digest();
-const sha256Hex = (data: string) => new Bun.CryptoHasher("sha256").update(data).digest("hex");
+export const hmacHex = (key: Uint8Array, data: string) => new Bun.CryptoHasher("sha256", key).update(data).digest("hex");
+export const sha256Hex = (data: Uint8Array | string) => new Bun.CryptoHasher("sha256").update(data).digest("hex");
 
 /** The derived SigV4 signing key. */
 export function signingKey(secret: string, date: string, region: string, service: string): Uint8Array {
@@ -180,7 +181,7 @@ export function signingKey(secret: string, date: string, region: string, service
 
 /** Signing keys by (secret, date, region, service); bounded, since the region comes from the client. */
 const signingKeys = new Map<string, Uint8Array>();
-function cachedSigningKey(secret: string, date: string, region: string, service: string): Uint8Array {
+export function cachedSigningKey(secret: string, date: string, region: string, service: string): Uint8Array {
   const k = `${secret}\n${date}\n${region}\n${service}`;
   let key = signingKeys.get(k);
   if (!key) {
@@ -202,7 +203,7 @@ export class Signer extends AwsV4Signer {
 
   override async signature(): Promise<string> {
     const key = cachedSigningKey(this.secretAccessKey, this.datetime.slice(0, 8), this.region, this.service);
-    return new Bun.CryptoHasher("sha256", key).update(await this.stringToSign()).digest("hex");
+    return hmacHex(key, await this.stringToSign());
   }
 }
 
