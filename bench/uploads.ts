@@ -12,7 +12,8 @@ import { parseArgs } from "node:util";
 import { startMinio } from "../test/harness/minio.ts";
 import { freePort, startOsp } from "../test/harness/osp.ts";
 import { chunkSignature, type ChunkChain } from "../src/chunked.ts";
-import { canonicalHeaders, canonicalQuery, canonicalUri, headerMap, signature, signingKey } from "../src/sigv4.ts";
+import { signingKey } from "../src/sigv4.ts";
+import { signRawRequest } from "../test/harness/sign.ts";
 
 const { values } = parseArgs({
   options: { "size-mib": { type: "string", default: "1024" }, rounds: { type: "string", default: "3" }, "big-gib": { type: "string", default: "5" }, out: { type: "string" } },
@@ -38,16 +39,9 @@ const kib = (field: string) => Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(
 const resetPeak = () => writeFileSync(`/proc/${osp.proc.pid}/clear_refs`, "5");
 
 async function signedHeaders(key: string, extra: Record<string, string>) {
-  const datetime = new Date().toISOString().replace(/[:-]|\.\d{3}/g, "");
   const target = `/bench/${key}`;
-  const all: Record<string, string> = { ...extra, host: `127.0.0.1:${port}`, "x-amz-date": datetime };
-  const names = Object.keys(all).sort();
-  const sig = await signature({
-    method: "PUT", encodedPath: canonicalUri(target), encodedSearch: canonicalQuery([]), signedHeaders: names,
-    canonicalHeaders: canonicalHeaders(headerMap(Object.entries(all).flat()), names), payloadHash: all["x-amz-content-sha256"]!,
-  }, { datetime, region: REGION, service: "s3" }, SK);
-  all.authorization = `AWS4-HMAC-SHA256 Credential=${AK}/${datetime.slice(0, 8)}/${REGION}/s3/aws4_request, SignedHeaders=${names.join(";")}, Signature=${sig}`;
-  return { target, headers: all, datetime, seed: sig };
+  const headers = await signRawRequest("PUT", target, extra, { base: `http://127.0.0.1:${port}`, region: REGION, accessKey: AK, secret: SK });
+  return { target, headers, datetime: headers["x-amz-date"]!, seed: /Signature=([0-9a-f]{64})/.exec(headers.authorization!)![1]! };
 }
 
 const block = crypto.getRandomValues(new Uint8Array(CHUNK));

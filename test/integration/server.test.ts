@@ -248,7 +248,7 @@ describe("metrics", () => {
 });
 
 describe("single binary", () => {
-  test("`bun build --compile` gives a binary that serves with its worker pool", async () => {
+  test("`bun build --compile` gives a binary that serves with its worker pool and stops it on SIGINT", async () => {
     const dir = (await Bun.$`mktemp -d`.text()).trim();
     try {
       await Bun.$`bun build --compile ${import.meta.dir}/../../osp.ts --outfile ${dir}/osp`.quiet();
@@ -266,8 +266,10 @@ describe("single binary", () => {
         const got = await client.send(new GetObjectCommand({ Bucket: env.bucketA, Key: `${prefix}binary` }));
         expect(await got.Body!.transformToString()).toBe("from the binary");
       } finally {
-        proc.kill("SIGTERM");
+        // SIGINT (Ctrl-C) stops the pool as SIGTERM does (tested above)
+        proc.kill("SIGINT");
         expect(await proc.exited).toBe(0);
+        expect((await Bun.$`pgrep -f ${dir}/osp`.nothrow().text()).trim()).toBe("");
       }
     } finally {
       await Bun.$`rm -rf ${dir}`;

@@ -2,6 +2,7 @@
 import { S3Client } from "@aws-sdk/client-s3";
 import { request } from "node:http";
 import { testEnv, type Backend } from "../harness/env.ts";
+import { signRawRequest } from "../harness/sign.ts";
 
 export const env = testEnv();
 
@@ -48,24 +49,6 @@ export function rawRequest(base: string, method: string, target: string, headers
 
 export const xmlCode = (body: string) => /<Code>([^<]*)<\/Code>/.exec(body)?.[1];
 
-/**
- * SigV4 header auth for a raw target, for requests no SDK would send (dot segments, Expect with a
- * bad key). Built from the canonical forms of src/sigv4.ts, whose vectors are tested on their own.
- */
-export async function signRaw(method: string, base: string, target: string, headers: Record<string, string>, accessKey: string, secret: string, when = new Date()) {
-  const { canonicalHeaders, canonicalQuery, canonicalUri, headerMap, parseQuery, signature } = await import("../../src/sigv4.ts");
-  const datetime = when.toISOString().replace(/[:-]|\.\d{3}/g, "");
-  const all: Record<string, string> = { ...headers, host: new URL(base).host, "x-amz-date": datetime, "x-amz-content-sha256": headers["x-amz-content-sha256"] ?? "UNSIGNED-PAYLOAD" };
-  const signed = Object.keys(all).map((h) => h.toLowerCase()).sort();
-  const q = target.indexOf("?");
-  const sig = await signature({
-    method,
-    encodedPath: canonicalUri(q < 0 ? target : target.slice(0, q)),
-    encodedSearch: canonicalQuery(parseQuery(q < 0 ? "" : target.slice(q + 1))),
-    signedHeaders: signed,
-    canonicalHeaders: canonicalHeaders(headerMap(Object.entries(all).flat()), signed),
-    payloadHash: all["x-amz-content-sha256"]!,
-  }, { datetime, region: env.region, service: "s3" }, secret);
-  all.authorization = `AWS4-HMAC-SHA256 Credential=${accessKey}/${datetime.slice(0, 8)}/${env.region}/s3/aws4_request, SignedHeaders=${signed.join(";")}, Signature=${sig}`;
-  return all;
-}
+/** SigV4 header auth for a raw target, with the harness' region (see test/harness/sign.ts). */
+export const signRaw = (method: string, base: string, target: string, headers: Record<string, string>, accessKey: string, secret: string, when?: Date) =>
+  signRawRequest(method, target, headers, { base, region: env.region, accessKey, secret, when });
