@@ -216,6 +216,29 @@ function markdown(data: RunData, cells: Cell[], name: string): string {
   return L.join("\n");
 }
 
+const TARGET_COLUMNS = ["osp-1", "osp-2", "ref-1", "ref-2", "nginx"];
+
+/**
+ * One target's table: a row per (backend, workload) with a cell per target, skipped when no cell
+ * can be computed; returns whether each osp cell meets the target.
+ */
+function targetTable(
+  L: string[], title: string, rows: [string, string][],
+  cell: (backend: string, workload: string, target: string) => { value: number; text: string } | undefined,
+  meets: (value: number) => boolean,
+): boolean[] {
+  L.push(title, "", "   | backend | workload | osp ×1 | osp ×2 | o-s-p ×1 | o-s-p ×2 | nginx |", "   | --- | --- | ---: | ---: | ---: | ---: | ---: |");
+  const results: boolean[] = [];
+  for (const [b, w] of rows) {
+    const cells = TARGET_COLUMNS.map((t) => cell(b, w, t));
+    if (cells.every((c) => !c)) continue;
+    for (const c of cells.slice(0, 2)) if (c && Number.isFinite(c.value)) results.push(meets(c.value));
+    L.push(`   | ${b} | ${w} | ${cells.map((c) => c?.text ?? "–").join(" | ")} |`);
+  }
+  L.push("");
+  return results;
+}
+
 function targetChecks(cells: Cell[]): string[] {
   const L: string[] = [];
   const get = (b: string, w: string, c: number, t: string) => cells.find((x) => x.backend === b && x.workload === w && x.concurrency === c && x.target === t);
@@ -239,53 +262,31 @@ function targetChecks(cells: Cell[]): string[] {
   L.push(`   Verdict: ${verdict(r1.length ? r1.every(Boolean) : undefined)} (${r1.filter(Boolean).length} of ${r1.length} cells at ≥ 1.0).`);
   L.push("");
 
-  L.push("2. 1 GiB transfers at least 0.9× direct (MB/s ratio):");
-  L.push("");
-  L.push("   | backend | transfer | osp ×1 | osp ×2 | o-s-p ×1 | o-s-p ×2 | nginx |");
-  L.push("   | --- | --- | ---: | ---: | ---: | ---: | ---: |");
-  const r2: boolean[] = [];
-  for (const b of ["static", "minio"])
-    for (const w of ["get1g", "put1g"]) {
-      const d = get(b, w, 1, "direct")?.mbPerSec;
-      if (d === undefined) continue;
-      const rr = ["osp-1", "osp-2", "ref-1", "ref-2", "nginx"].map((t) => ratio(get(b, w, 1, t)?.mbPerSec ?? NaN, d));
-      for (const x of rr.slice(0, 2)) if (Number.isFinite(x)) r2.push(x >= 0.9);
-      L.push(`   | ${b} | ${w} | ${rr.map(fr).join(" | ")} |`);
-    }
-  L.push("");
+  const gib: [string, string][] = ["static", "minio"].flatMap((b) => ["get1g", "put1g"].map((w) => [b, w] as [string, string]));
+  const r2 = targetTable(L, "2. 1 GiB transfers at least 0.9× direct (MB/s ratio):", gib, (b, w, t) => {
+    const d = get(b, w, 1, "direct")?.mbPerSec;
+    if (d === undefined) return undefined;
+    const r = ratio(get(b, w, 1, t)?.mbPerSec ?? NaN, d);
+    return { value: r, text: fr(r) };
+  }, (r) => r >= 0.9);
   L.push(`   Verdict: ${verdict(r2.length ? r2.every(Boolean) : undefined)}.`);
   L.push("");
 
-  L.push("3. Added p50 latency at most 1 ms at concurrency 16 (p50 of the target − p50 of direct, ms):");
-  L.push("");
-  L.push("   | backend | workload | osp ×1 | osp ×2 | o-s-p ×1 | o-s-p ×2 | nginx |");
-  L.push("   | --- | --- | ---: | ---: | ---: | ---: | ---: |");
-  const r3: boolean[] = [];
-  for (const b of ["static", "minio"])
-    for (const w of ["get1k", "get1m", "put1m", "head", "list", "ac-get1k", "ac-head"]) {
-      const d = get(b, w, 16, "direct")?.p50;
-      if (d === undefined) continue;
-      const add = ["osp-1", "osp-2", "ref-1", "ref-2", "nginx"].map((t) => (get(b, w, 16, t)?.p50 ?? NaN) - d);
-      for (const x of add.slice(0, 2)) if (Number.isFinite(x)) r3.push(x <= 1);
-      L.push(`   | ${b} | ${w} | ${add.map((x) => fmt(x, 2)).join(" | ")} |`);
-    }
-  L.push("");
+  const small: [string, string][] = ["static", "minio"].flatMap((b) =>
+    ["get1k", "get1m", "put1m", "head", "list", "ac-get1k", "ac-head"].map((w) => [b, w] as [string, string]));
+  const r3 = targetTable(L, "3. Added p50 latency at most 1 ms at concurrency 16 (p50 of the target − p50 of direct, ms):", small, (b, w, t) => {
+    const d = get(b, w, 16, "direct")?.p50;
+    if (d === undefined) return undefined;
+    const added = (get(b, w, 16, t)?.p50 ?? NaN) - d;
+    return { value: added, text: fmt(added, 2) };
+  }, (added) => added <= 1);
   L.push(`   Verdict: ${verdict(r3.length ? r3.every(Boolean) : undefined)} (${r3.filter(Boolean).length} of ${r3.length} osp cells within 1 ms). autocannon reports whole milliseconds, so its rows are coarse.`);
   L.push("");
 
-  L.push("4. Peak RSS within 64 MiB per worker of idle during 1 GiB transfers (largest growth of any one process over its RSS just before the transfer, MiB; in brackets the peak RSS of that target, all processes):");
-  L.push("");
-  L.push("   | backend | transfer | osp ×1 | osp ×2 | o-s-p ×1 | o-s-p ×2 | nginx |");
-  L.push("   | --- | --- | ---: | ---: | ---: | ---: | ---: |");
-  const r4: boolean[] = [];
-  for (const b of ["static", "minio"])
-    for (const w of ["get1g", "put1g"]) {
-      const row = ["osp-1", "osp-2", "ref-1", "ref-2", "nginx"].map((t) => get(b, w, 1, t));
-      if (row.every((x) => !x)) continue;
-      for (const x of row.slice(0, 2)) if (x) r4.push(x.rssGrowthMiB <= 64);
-      L.push(`   | ${b} | ${w} | ${row.map((x) => (x ? `${fmt(x.rssGrowthMiB, 0)} (${fmt(x.peakRssMiB, 0)})` : "–")).join(" | ")} |`);
-    }
-  L.push("");
+  const r4 = targetTable(L, "4. Peak RSS within 64 MiB per worker of idle during 1 GiB transfers (largest growth of any one process over its RSS just before the transfer, MiB; in brackets the peak RSS of that target, all processes):", gib, (b, w, t) => {
+    const x = get(b, w, 1, t);
+    return x && { value: x.rssGrowthMiB, text: `${fmt(x.rssGrowthMiB, 0)} (${fmt(x.peakRssMiB, 0)})` };
+  }, (growth) => growth <= 64);
   L.push(`   Verdict: ${verdict(r4.length ? r4.every(Boolean) : undefined)}.`);
   return L;
 }
