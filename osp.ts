@@ -6,9 +6,9 @@ import cluster from "node:cluster";
 import { parseArgs } from "node:util";
 import { ConfigError, loadConfig, type Config } from "./src/config.ts";
 import { loadHooks, type Hooks } from "./src/hooks.ts";
-import { startServer, workerCount } from "./src/server.ts";
+import { startServer, workerCount } from "./src/server/server.ts";
 
-export { startServer } from "./src/server.ts";
+export { startServer } from "./src/server/server.ts";
 export type { Config } from "./src/config.ts";
 export type { Hooks, AuthorizeRequest, BackendCredentials } from "./src/hooks.ts";
 

@@ -92,13 +92,13 @@ function analyse(profilePath: string) {
     return t;
   };
   const steps: [string, (n: ProfileNode) => boolean][] = [
-    ["parseRequest (src/request.ts)", (n) => n.callFrame.functionName === "parseRequest"],
-    ["authenticate: verify the client's SigV4 (src/authenticate.ts)", (n) => n.callFrame.functionName === "authenticate" && n.callFrame.url.endsWith("src/authenticate.ts")],
-    ["resign: sign for the backend (src/resign.ts, aws4fetch)", (n) => n.callFrame.functionName === "resign" && n.callFrame.url.endsWith("src/resign.ts")],
-    ["forward: fetch() to the backend (src/forward.ts)", (n) => n.callFrame.functionName === "forward" && n.callFrame.url.endsWith("src/forward.ts")],
-    ["respond (src/respond.ts)", (n) => n.callFrame.functionName === "respond" && n.callFrame.url.endsWith("src/respond.ts")],
-    ["logAccess (src/log.ts)", (n) => n.callFrame.functionName === "logAccess"],
-    ["proxy(): whole pipeline (src/proxy.ts)", (n) => n.callFrame.functionName === "proxy" && n.callFrame.url.endsWith("src/proxy.ts")],
+    ["parseRequest (src/pipeline/request.ts)", (n) => n.callFrame.functionName === "parseRequest"],
+    ["authenticate: verify the client's SigV4 (src/pipeline/authenticate.ts)", (n) => n.callFrame.functionName === "authenticate" && n.callFrame.url.endsWith("src/pipeline/authenticate.ts")],
+    ["resign: sign for the backend (src/pipeline/resign.ts, aws4fetch)", (n) => n.callFrame.functionName === "resign" && n.callFrame.url.endsWith("src/pipeline/resign.ts")],
+    ["forward: fetch() to the backend (src/pipeline/forward.ts)", (n) => n.callFrame.functionName === "forward" && n.callFrame.url.endsWith("src/pipeline/forward.ts")],
+    ["respond (src/pipeline/respond.ts)", (n) => n.callFrame.functionName === "respond" && n.callFrame.url.endsWith("src/pipeline/respond.ts")],
+    ["logAccess (src/server/log.ts)", (n) => n.callFrame.functionName === "logAccess"],
+    ["proxy(): whole pipeline (src/pipeline/proxy.ts)", (n) => n.callFrame.functionName === "proxy" && n.callFrame.url.endsWith("src/pipeline/proxy.ts")],
   ];
   const stepTimes = steps.map(([name, match]) => {
     let us = 0;
@@ -150,9 +150,9 @@ async function microbench(iterations: number): Promise<string[]> {
   const creds = { accessKey: "BACKENDKEY", secretKey: "backend-secret" };
   // each step on its own: src/ changes under this script, a step whose API moved is reported, not fatal
   const mod = async (p: string) => (await import(p).catch(() => ({}))) as Record<string, any>;
-  const { parseRequest } = await mod("../src/request.ts");
-  const { authenticate } = await mod("../src/authenticate.ts");
-  const { resign, forwardedHeaders } = await mod("../src/resign.ts");
+  const { parseRequest } = await mod("../src/pipeline/request.ts");
+  const { authenticate } = await mod("../src/pipeline/authenticate.ts");
+  const { resign, forwardedHeaders } = await mod("../src/pipeline/resign.ts");
   let req: any;
   await time("parseRequest: raw target + rawHeaders → ParsedRequest", () => (req = parseRequest(raw)));
   await time("authenticate: verify the client's SigV4 (canonical request, key derivation, HMAC, compare)", () => authenticate(req, lookup, Date.now(), 900));

@@ -7,7 +7,7 @@
  */
 import { AwsV4Signer } from "aws4fetch";
 import { parseArgs } from "node:util";
-import { Signer } from "../src/sigv4.ts";
+import { Signer } from "../src/sigv4/sigv4.ts";
 
 const { values } = parseArgs({ options: { n: { type: "string", default: "20000" } } });
 const n = Number(values.n);

@@ -11,8 +11,8 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { startMinio } from "../test/harness/minio.ts";
 import { freePort, startOsp } from "../test/harness/osp.ts";
-import { chunkSignature, type ChunkChain } from "../src/chunked.ts";
-import { signingKey } from "../src/sigv4.ts";
+import { chunkSignature, type ChunkChain } from "../src/sigv4/chunked.ts";
+import { signingKey } from "../src/sigv4/sigv4.ts";
 import { signRawRequest } from "../test/harness/sign.ts";
 
 const { values } = parseArgs({

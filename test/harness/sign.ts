@@ -3,7 +3,7 @@
  * Expect with a bad key, hand-built aws-chunked bodies). Built from the canonical forms of
  * src/sigv4.ts, whose vectors are tested on their own.
  */
-import { canonicalHeaders, canonicalQuery, canonicalUri, headerMap, parseQuery, signature } from "../../src/sigv4.ts";
+import { canonicalHeaders, canonicalQuery, canonicalUri, headerMap, parseQuery, signature } from "../../src/sigv4/sigv4.ts";
 
 export interface RawSigning {
   base: string;

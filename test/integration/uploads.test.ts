@@ -13,8 +13,8 @@ import { Readable } from "node:stream";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { chunkSignature, trailerSignature, type ChunkChain } from "../../src/chunked.ts";
-import { signingKey } from "../../src/sigv4.ts";
+import { chunkSignature, trailerSignature, type ChunkChain } from "../../src/sigv4/chunked.ts";
+import { signingKey } from "../../src/sigv4/sigv4.ts";
 import { backendClient, env, randomBytes, rawRequest, sha256, signRaw, uniquePrefix, xmlCode } from "./util.ts";
 
 const httpsEndpoint = process.env.OSP_HTTPS_ENDPOINT!;

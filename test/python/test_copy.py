@@ -112,7 +112,7 @@ def test_copy_across_backends(osp, target_a, target_b, prefix, directive):
     except ClientError as e:
         if not DISTINCT_BACKENDS:
             raise
-        # osp (src/proxy.ts) refuses copies between different backends with 501 NotImplemented
+        # osp (src/pipeline/proxy.ts) refuses copies between different backends with 501 NotImplemented
         assert (error_code(e), http_status(e)) == ("NotImplemented", 501), e.response
         assert "backend" in e.response["Error"].get("Message", "").lower()
         assert target_b.backend_keys(prefix) == []

@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
-import { authenticate } from "../../src/authenticate.ts";
-import { parseRequest } from "../../src/request.ts";
+import { authenticate } from "../../src/pipeline/authenticate.ts";
+import { parseRequest } from "../../src/pipeline/request.ts";
 import { s3Code } from "./s3code.ts";
 
 // The signed examples of the S3 SigV4 documentation ("Signature Calculations for the

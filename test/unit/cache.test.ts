@@ -1,5 +1,5 @@
 import { expect, test } from "bun:test";
-import { TtlCache } from "../../src/cache.ts";
+import { TtlCache } from "../../src/state/cache.ts";
 
 test("concurrent misses share one call; hits last the TTL", async () => {
   let now = 0;

@@ -1,8 +1,8 @@
 import { describe, expect, test } from "bun:test";
 import {
   chunkSignature, decodeAwsChunked, payloadMode, reframe, reframedLength, trailerSignature, type ChunkChain, type DecodeOptions,
-} from "../../src/chunked.ts";
-import { signingKey } from "../../src/sigv4.ts";
+} from "../../src/sigv4/chunked.ts";
+import { signingKey } from "../../src/sigv4/sigv4.ts";
 import { s3Code } from "./s3code.ts";
 
 // The example of "Signature Calculations for the Authorization Header: Transferring Payload in

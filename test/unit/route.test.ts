@@ -1,12 +1,12 @@
 import { describe, expect, test } from "bun:test";
 import { parseConfig } from "../../src/config.ts";
-import { backendCopySource, parseCopySource, upstreamUrl } from "../../src/route.ts";
-import { renameBucketInXml } from "../../src/respond.ts";
-import { s3Operation } from "../../src/operation.ts";
-import { forwardedHeaders } from "../../src/resign.ts";
-import { upstreamBody } from "../../src/payload.ts";
-import { parseRequest } from "../../src/request.ts";
-import { canonicalQuery, headerMap, parseQuery, uriEncode } from "../../src/sigv4.ts";
+import { backendCopySource, parseCopySource, upstreamUrl } from "../../src/pipeline/route.ts";
+import { renameBucketInXml } from "../../src/pipeline/respond.ts";
+import { s3Operation } from "../../src/pipeline/operation.ts";
+import { forwardedHeaders } from "../../src/pipeline/resign.ts";
+import { upstreamBody } from "../../src/pipeline/payload.ts";
+import { parseRequest } from "../../src/pipeline/request.ts";
+import { canonicalQuery, headerMap, parseQuery, uriEncode } from "../../src/sigv4/sigv4.ts";
 import { S3Error } from "../../src/errors.ts";
 
 const config = parseConfig(`

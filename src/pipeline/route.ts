@@ -1,7 +1,7 @@
 /** route: which backend serves a frontend bucket, and the URL a request has there. */
-import type { BucketConfig, Config } from "./config.ts";
-import { S3Error, invalidArgument } from "./errors.ts";
-import { canonicalQuery, uriDecode, uriEncode, type QueryPair } from "./sigv4.ts";
+import type { BucketConfig, Config } from "../config.ts";
+import { S3Error, invalidArgument } from "../errors.ts";
+import { canonicalQuery, uriDecode, uriEncode, type QueryPair } from "../sigv4/sigv4.ts";
 
 export const noSuchBucket = (name: string) =>
   new S3Error(404, "NoSuchBucket", "The specified bucket does not exist", { BucketName: name });

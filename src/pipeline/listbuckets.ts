@@ -1,5 +1,5 @@
 /** ListBuckets (GET /): answered by osp itself, listing only the buckets the caller may use. */
-import { xmlEscape } from "./errors.ts";
+import { xmlEscape } from "../errors.ts";
 
 export function listBucketsXml(names: string[], owner: string, created: Date): string {
   const date = created.toISOString();

@@ -3,9 +3,9 @@ import { Hono, type Context } from "hono";
 import type { HttpBindings } from "@hono/node-server";
 import { prometheus } from "@hono/prometheus";
 import { Registry } from "prom-client";
-import { S3Error, errorResponse, internalError } from "./errors.ts";
-import { newRequestId, parseRequest, type ParsedRequest } from "./request.ts";
-import { proxy, type Pipeline } from "./proxy.ts";
+import { S3Error, errorResponse, internalError } from "../errors.ts";
+import { newRequestId, parseRequest, type ParsedRequest } from "../pipeline/request.ts";
+import { proxy, type Pipeline } from "../pipeline/proxy.ts";
 import { logAccess, logError } from "./log.ts";
 
 type Env = { Bindings: HttpBindings; Variables: { bucket: string; operation: string } };

@@ -4,11 +4,11 @@
  * as plain bodies, or, when they carry a trailing checksum, as unsigned aws-chunked bodies with
  * that trailer so that the backend verifies and stores the checksum.
  */
-import { S3Error } from "./errors.ts";
-import { announcedTrailer, decodeAwsChunked, payloadMode, reframe, reframedLength, streamOf } from "./chunked.ts";
+import { S3Error } from "../errors.ts";
+import { announcedTrailer, decodeAwsChunked, payloadMode, reframe, reframedLength, streamOf } from "../sigv4/chunked.ts";
 import type { Identity } from "./authenticate.ts";
 import type { ParsedRequest } from "./request.ts";
-import { header } from "./sigv4.ts";
+import { header } from "../sigv4/sigv4.ts";
 
 export interface UpstreamBody {
   body: ReadableStream<Uint8Array> | null;

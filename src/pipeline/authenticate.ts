@@ -1,11 +1,11 @@
 /** authenticate: who signed this request, proven by a SigV4 signature. There is no other way in. */
-import { S3Error, accessDenied, signatureMismatch } from "./errors.ts";
+import { S3Error, accessDenied, signatureMismatch } from "../errors.ts";
 import type { ParsedRequest } from "./request.ts";
 import {
   canonicalHeaders, canonicalQuery, canonicalUri, constantTimeEqual, datetimeMs, header,
   cachedSigningKey, parseAuthorization, parsePresigned, signature, type SignedRequestInfo,
-} from "./sigv4.ts";
-import type { ChunkChain } from "./chunked.ts";
+} from "../sigv4/sigv4.ts";
+import type { ChunkChain } from "../sigv4/chunked.ts";
 
 /** Payload hashes the client may sign; aws-chunked (STREAMING-*) ones are recognised but not yet accepted. */
 const PAYLOAD_HASH = /^([0-9a-f]{64}|UNSIGNED-PAYLOAD|STREAMING-[A-Z0-9-]+)$/;

@@ -10,12 +10,12 @@ import { createServer as createHttpsServer } from "node:https";
 import { readFileSync } from "node:fs";
 import { getRequestListener } from "@hono/node-server";
 import { AggregatorRegistry } from "prom-client";
-import type { Config } from "./config.ts";
-import type { Hooks } from "./hooks.ts";
+import type { Config } from "../config.ts";
+import type { Hooks } from "../hooks.ts";
 import { createApp, registry } from "./app.ts";
-import { createPipeline } from "./proxy.ts";
-import { S3Error, errorResponse } from "./errors.ts";
-import { newRequestId } from "./request.ts";
+import { createPipeline } from "../pipeline/proxy.ts";
+import { S3Error, errorResponse } from "../errors.ts";
+import { newRequestId } from "../pipeline/request.ts";
 
 const GRACE_MS = 10_000;
 

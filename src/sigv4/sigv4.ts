@@ -8,7 +8,7 @@
  */
 import { AwsV4Signer } from "aws4fetch";
 import { timingSafeEqual } from "node:crypto";
-import { S3Error } from "./errors.ts";
+import { S3Error } from "../errors.ts";
 
 export type QueryPair = [name: string, value: string];
 

@@ -1,7 +1,7 @@
 /** re-sign: the client's request as the backend must see it, signed with the bucket's backend keys. */
 
-import type { BackendCredentials } from "./hooks.ts";
-import { Signer, type HeaderMap } from "./sigv4.ts";
+import type { BackendCredentials } from "../hooks.ts";
+import { Signer, type HeaderMap } from "../sigv4/sigv4.ts";
 
 /**
  * Headers that belong to the client's hop or to its signature. Everything else (SSE and SSE-C,

@@ -1,8 +1,8 @@
 /** authorize: may this identity do this operation here? Declarative key rules, then the authorize hook. */
-import type { BucketConfig, Config, KeyConfig } from "./config.ts";
-import { accessDenied } from "./errors.ts";
-import { callHook, type AuthorizeRequest, type Hooks } from "./hooks.ts";
-import { TtlCache } from "./cache.ts";
+import type { BucketConfig, Config, KeyConfig } from "../config.ts";
+import { accessDenied } from "../errors.ts";
+import { callHook, type AuthorizeRequest, type Hooks } from "../hooks.ts";
+import { TtlCache } from "../state/cache.ts";
 import { isReadOnly } from "./operation.ts";
 import type { ParsedRequest } from "./request.ts";
 

@@ -1,5 +1,5 @@
 /** forward: send the re-signed request to the backend, streaming the body, within a deadline. */
-import { S3Error } from "./errors.ts";
+import { S3Error } from "../errors.ts";
 
 export interface UpstreamRequest {
   method: string;

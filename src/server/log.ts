@@ -3,7 +3,7 @@
  * a signature or an Authorization header; lines are buffered and written off the request path.
  */
 import type { IncomingMessage } from "node:http";
-import type { ParsedRequest } from "./request.ts";
+import type { ParsedRequest } from "../pipeline/request.ts";
 
 let pending: string[] = [];
 let scheduled = false;

@@ -2,21 +2,21 @@
  * One request's life: parse → authenticate → authorize → route → re-sign → forward → respond.
  * Each step is a module of its own; this file only strings them together.
  */
-import type { Config } from "./config.ts";
-import type { Hooks } from "./hooks.ts";
-import { S3Error, notImplemented } from "./errors.ts";
+import type { Config } from "../config.ts";
+import type { Hooks } from "../hooks.ts";
+import { S3Error, notImplemented } from "../errors.ts";
 import type { ParsedRequest } from "./request.ts";
 import { authenticate, type Identity, type SecretLookup } from "./authenticate.ts";
 import { createAuthorizer, requireAllowed, type Authorizer } from "./authorize.ts";
-import { createCredentialSource, hmacKeys, sameAccount, type CredentialSource } from "./credentials.ts";
+import { createCredentialSource, hmacKeys, sameAccount, type CredentialSource } from "../state/credentials.ts";
 import { backendCopySource, bucketFor, parseCopySource, upstreamUrl } from "./route.ts";
 import { forwardedHeaders, resign } from "./resign.ts";
 import { upstreamBody } from "./payload.ts";
 import { forward } from "./forward.ts";
 import { respond } from "./respond.ts";
 import { listBucketsXml } from "./listbuckets.ts";
-import { header } from "./sigv4.ts";
-import { createSecretLookup } from "./secrets.ts";
+import { header } from "../sigv4/sigv4.ts";
+import { createSecretLookup } from "../state/secrets.ts";
 
 export interface Pipeline {
   config: Config;

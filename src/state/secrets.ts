@@ -1,9 +1,9 @@
 /** Frontend secrets: the keystore of osp.toml first, then the lookupSecret hook (cached briefly, misses too). */
-import type { Config } from "./config.ts";
-import { S3Error } from "./errors.ts";
-import { callHook, type Hooks } from "./hooks.ts";
+import type { Config } from "../config.ts";
+import { S3Error } from "../errors.ts";
+import { callHook, type Hooks } from "../hooks.ts";
 import { TtlCache } from "./cache.ts";
-import type { SecretLookup } from "./authenticate.ts";
+import type { SecretLookup } from "../pipeline/authenticate.ts";
 
 const HOOK_SECRET_TTL_MS = 60_000;
 

@@ -1,7 +1,7 @@
 /** parse: the raw request as it arrived, without URL normalisation, and what it addresses. */
-import { header, headerMap, parseQuery, uriDecode, type HeaderMap, type QueryPair } from "./sigv4.ts";
+import { header, headerMap, parseQuery, uriDecode, type HeaderMap, type QueryPair } from "../sigv4/sigv4.ts";
 import { s3Operation } from "./operation.ts";
-import { S3Error } from "./errors.ts";
+import { S3Error } from "../errors.ts";
 
 export interface ParsedRequest {
   id: string;

@@ -4,9 +4,9 @@
  * documents that name the bucket (listings, multipart results, errors) are rewritten to say the
  * name the client used.
  */
-import type { BucketConfig } from "./config.ts";
+import type { BucketConfig } from "../config.ts";
 import type { ParsedRequest } from "./request.ts";
-import { uriEncode } from "./sigv4.ts";
+import { uriEncode } from "../sigv4/sigv4.ts";
 
 const HOP_BY_HOP = ["connection", "keep-alive", "transfer-encoding", "upgrade", "trailer", "te", "proxy-connection"];
 

@@ -1,7 +1,7 @@
 /** Backend credentials of a bucket: from osp.toml, or from the fetchCredentials hook, cached per (token, bucket). */
-import type { BucketConfig, Config } from "./config.ts";
-import { S3Error, notImplemented } from "./errors.ts";
-import { callHook, type BackendCredentials, type Hooks } from "./hooks.ts";
+import type { BucketConfig, Config } from "../config.ts";
+import { S3Error, notImplemented } from "../errors.ts";
+import { callHook, type BackendCredentials, type Hooks } from "../hooks.ts";
 import { TtlCache } from "./cache.ts";
 
 /** HMAC keys, or an IBM COS IAM API key still to be exchanged for a bearer token. */

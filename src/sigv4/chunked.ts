@@ -10,7 +10,7 @@
  * Trailing checksums are passed on as trailers of an unsigned aws-chunked body, re-chunked to a
  * fixed size so that its Content-Length is known in advance; the backend verifies and stores them.
  */
-import { S3Error } from "./errors.ts";
+import { S3Error } from "../errors.ts";
 import { constantTimeEqual, hmacHex, sha256Hex } from "./sigv4.ts";
 
 export type PayloadMode = "plain" | "signed-chunks" | "unsigned-trailer" | "signed-trailer";
