@@ -28,16 +28,40 @@ export function signedRequestInfo(req: ParsedRequest): SignedRequestInfo {
   const presigned = req.queryMap.has("X-Amz-Signature") || req.queryMap.has("X-Amz-Algorithm") || req.queryMap.has("X-Amz-Credential");
   if (authorization !== undefined && presigned)
     throw new S3Error(400, "InvalidArgument", "Only one auth mechanism allowed; only the X-Amz-Algorithm query parameter or the Authorization header should be specified");
-  if (authorization !== undefined) return parseAuthorization(authorization, header(req.headers, "x-amz-date"));
+  if (authorization !== undefined) {
+    // two headers would be read as one, each contributing parts
+    if (req.headers.get("authorization")!.length > 1)
+      throw new S3Error(400, "AuthorizationHeaderMalformed", "The authorization header is malformed; it is given more than once");
+    return parseAuthorization(authorization, single(req, "x-amz-date"));
+  }
   if (presigned) return parsePresigned(req.query);
   if (req.queryMap.has("Signature") && req.queryMap.has("AWSAccessKeyId"))
     throw new S3Error(400, "InvalidRequest", "Signature Version 2 is not supported; sign with AWS4-HMAC-SHA256");
   throw accessDenied("Anonymous access is not allowed: sign the request with AWS Signature Version 4");
 }
 
+/** A header that must not be repeated, since its repetitions would be read as one comma-joined value. */
+function single(req: ParsedRequest, name: string): string | undefined {
+  const values = req.headers.get(name);
+  if (values && values.length > 1) throw new S3Error(400, "InvalidArgument", `The ${name} header is given more than once`);
+  return values?.[0];
+}
+
+/**
+ * As S3 does, every x-amz-* header must be signed: osp re-signs what it forwards, so an unsigned
+ * one (a copy source, metadata, an ACL added to a presigned URL) would reach the backend as if the
+ * client had vouched for it.
+ */
+function requireSignedAmzHeaders(req: ParsedRequest, info: SignedRequestInfo): void {
+  const signed = new Set(info.signedHeaders);
+  const unsigned = [...req.headers.keys()].filter((name) => name.startsWith("x-amz-") && !signed.has(name));
+  if (unsigned.length > 0)
+    throw new S3Error(403, "AccessDenied", "There were headers present in the request which were not signed", { HeadersNotSigned: unsigned.join(", ") });
+}
+
 function payloadHashOf(req: ParsedRequest, info: SignedRequestInfo): string {
   if (info.presigned) return "UNSIGNED-PAYLOAD";
-  const v = header(req.headers, "x-amz-content-sha256");
+  const v = single(req, "x-amz-content-sha256");
   if (v === undefined) throw new S3Error(400, "InvalidRequest", "Missing required header for this request: x-amz-content-sha256");
   if (!PAYLOAD_HASH.test(v)) throw new S3Error(400, "InvalidArgument", "x-amz-content-sha256 must be UNSIGNED-PAYLOAD, STREAMING-* or a hex SHA-256");
   return v;
@@ -65,6 +89,7 @@ export async function authenticate(req: ParsedRequest, lookupSecret: SecretLooku
   const info = signedRequestInfo(req);
   if (info.date !== info.datetime.slice(0, 8))
     throw new S3Error(400, "AuthorizationHeaderMalformed", "The authorization header is malformed; the credential date is not the date of X-Amz-Date.");
+  requireSignedAmzHeaders(req, info);
   const payloadHash = payloadHashOf(req, info);
   const missing = info.signedHeaders.find((h) => !req.headers.has(h));
   if (missing) throw new S3Error(403, "AccessDenied", `There were headers present in SignedHeaders which were not in the request: ${missing}`);

@@ -59,7 +59,7 @@ export async function proxy(p: Pipeline, req: ParsedRequest, body: ReadableStrea
 
   const keys = hmacKeys(creds);
   const url = upstreamUrl(bucket, req.key, req.query);
-  const headers = await resign(req.method, url, forwardedHeaders(req.headers, overrides), keys, bucket.region);
+  const headers = await resign(req.method, url, forwardedHeaders(req.headers, identity.info.signedHeaders, overrides), keys, bucket.region);
   const upstream = await forward({ method: req.method, url, headers, body: payload.body }, bucket.name, signal, p.config.server.upstreamTimeout)
     .catch((e) => Promise.reject(payload.failure() ?? e));
   return respond(upstream, req, bucket);

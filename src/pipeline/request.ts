@@ -50,6 +50,7 @@ export function parseRequest(raw: RawRequest, id = newRequestId()): ParsedReques
   const query = parseQuery(rawQuery);
   const queryMap = new Map(query);
   const headers = headerMap(raw.rawHeaders);
+  checkFraming(headers);
   const method = raw.method.toUpperCase();
   return {
     id, method, rawPath, rawQuery, query, queryMap, headers, bucket, key,
@@ -57,4 +58,22 @@ export function parseRequest(raw: RawRequest, id = newRequestId()): ParsedReques
     clientAddress: raw.clientAddress,
     scheme: raw.scheme,
   };
+}
+
+const badRequest = (message: string) => new S3Error(400, "InvalidArgument", message);
+
+/**
+ * One Host that a URL can carry (the backend request is built from it), and one Content-Length:
+ * repeated identical lengths are read as one, as RFC 9110 allows; anything else is refused here,
+ * as the client's fault, rather than failing later.
+ */
+function checkFraming(headers: HeaderMap): void {
+  const host = headers.get("host");
+  if (!host || host.length !== 1 || !URL.canParse(`http://${host[0]}/`))
+    throw badRequest("The request needs exactly one Host header naming a valid host[:port]");
+  const length = headers.get("content-length");
+  if (length && length.length > 1) {
+    if (length.some((v) => v !== length[0])) throw badRequest("Conflicting Content-Length headers");
+    headers.set("content-length", [length[0]!]);
+  }
 }

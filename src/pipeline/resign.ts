@@ -3,23 +3,40 @@
 import type { BackendCredentials } from "../hooks.ts";
 import { Signer, type HeaderMap } from "../sigv4/sigv4.ts";
 
-/**
- * Headers that belong to the client's hop or to its signature. Everything else (SSE and SSE-C,
- * storage class, ACLs and grants, object lock, checksums, metadata, tagging, conditionals,
- * copy-source conditionals, Content-MD5, ...) reaches the backend unchanged.
- */
+/** Headers of the client's hop or of its own signature: never forwarded, signed or not. */
 const NOT_FORWARDED = new Set([
   "authorization", "host", "x-amz-date", "x-amz-security-token", "x-amz-content-sha256",
   "connection", "keep-alive", "proxy-connection", "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade",
   "expect", // Bun's fetch forwards it without waiting for 100 Continue
 ]);
 
-/** The client's headers as they go upstream; an override of null removes a header. */
-export function forwardedHeaders(headers: HeaderMap, overrides: Record<string, string | null>): Headers {
+/**
+ * Headers forwarded although the client did not sign them. osp's signature vouches for
+ * everything the backend receives, so any other header reaches it only when the client signed
+ * it (an unsigned x-amz-* header is refused outright, in authenticate.ts). These are harmless by
+ * definition, and S3 itself accepts them unsigned (browsers and curl send them with presigned URLs):
+ */
+const FORWARDED_UNSIGNED = new Set([
+  // framing: the body is checked against it (osp sets it itself for aws-chunked bodies)
+  "content-length",
+  // they describe the body, which the holder of an upload URL chooses anyway
+  "content-type", "content-encoding", "content-language", "content-disposition", "cache-control", "expires",
+  // they can only make the backend refuse, or narrow what it returns: integrity, conditions, ranges
+  "content-md5", "if-match", "if-none-match", "if-modified-since", "if-unmodified-since", "range",
+  // negotiation, CORS and diagnostics: they shape the answer, never what is read or written
+  "accept", "accept-encoding", "user-agent", "origin", "access-control-request-method", "access-control-request-headers",
+]);
+
+/**
+ * The client's headers as they go upstream: those it signed and the harmless ones above, minus
+ * its hop and signature; an override of null removes a header.
+ */
+export function forwardedHeaders(headers: HeaderMap, signed: readonly string[], overrides: Record<string, string | null>): Headers {
   const connectionTokens = new Set((headers.get("connection") ?? []).flatMap((v) => v.split(",").map((t) => t.trim().toLowerCase())));
   const out = new Headers();
   for (const [name, values] of headers) {
     if (NOT_FORWARDED.has(name) || connectionTokens.has(name) || name in overrides) continue;
+    if (!FORWARDED_UNSIGNED.has(name) && !signed.includes(name)) continue;
     for (const v of values) out.append(name, v);
   }
   for (const [name, v] of Object.entries(overrides)) if (v !== null) out.set(name, v);

@@ -1,7 +1,7 @@
 /** route: which backend serves a frontend bucket, and the URL a request has there. */
 import type { BucketConfig, Config } from "../config.ts";
 import { S3Error, invalidArgument } from "../errors.ts";
-import { canonicalQuery, uriDecode, uriEncode, type QueryPair } from "../sigv4/sigv4.ts";
+import { PRESIGN_PARAMS, canonicalQuery, uriDecode, uriEncode, type QueryPair } from "../sigv4/sigv4.ts";
 
 export const noSuchBucket = (name: string) =>
   new S3Error(404, "NoSuchBucket", "The specified bucket does not exist", { BucketName: name });
@@ -13,9 +13,7 @@ export function bucketFor(config: Config, name: string): BucketConfig {
 }
 
 /** Query parameters of a presigned URL's own signature: the backend gets a signature of ours instead. */
-const CLIENT_AUTH_PARAMS = new Set([
-  "X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Date", "X-Amz-Expires", "X-Amz-SignedHeaders", "X-Amz-Signature", "X-Amz-Security-Token",
-]);
+const CLIENT_AUTH_PARAMS = new Set(PRESIGN_PARAMS);
 
 /**
  * The backend URL of a key. fetch() resolves "." and ".." segments as a browser would, which

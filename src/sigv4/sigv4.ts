@@ -66,10 +66,27 @@ export function headerMap(rawHeaders: string[]): HeaderMap {
 
 export const header = (h: HeaderMap, name: string): string | undefined => h.get(name)?.join(",");
 
+const utf8 = new TextDecoder("utf-8", { fatal: true });
+
+/**
+ * A header value as SigV4 canonicalizes it: trimmed, inner runs of white space made one space.
+ * Values are byte strings (one char per byte, as node:http hands them over and fetch() sends
+ * them), so the signature covers the bytes on the wire. White space is judged on the value's
+ * UTF-8 reading, as S3 servers do: 0xA0 is a space on its own but part of "à" in UTF-8.
+ */
+export function canonicalValue(v: string): string {
+  if (/^[\x00-\x7f]*$/.test(v)) return v.trim().replace(/\s+/g, " ");
+  let text: string;
+  try {
+    text = utf8.decode(Buffer.from(v, "latin1"));
+  } catch {
+    return v.replace(/^[ \t]+|[ \t]+$/g, "").replace(/[ \t]+/g, " ");
+  }
+  return Buffer.from(text.trim().replace(/\s+/g, " "), "utf8").toString("latin1");
+}
+
 export function canonicalHeaders(h: HeaderMap, signed: string[]): string {
-  return signed
-    .map((name) => name + ":" + (h.get(name) ?? []).map((v) => v.trim().replace(/\s+/g, " ")).join(","))
-    .join("\n");
+  return signed.map((name) => name + ":" + (h.get(name) ?? []).map(canonicalValue).join(",")).join("\n");
 }
 
 /** What a client's SigV4 credential says, from the Authorization header or the presigned query. */
@@ -108,6 +125,8 @@ function parseSignedHeaders(s: string, bad: (m: string) => S3Error): string[] {
   return names;
 }
 
+const AUTHORIZATION_PARAMS = new Set(["Credential", "SignedHeaders", "Signature"]);
+
 /** Reads the SigV4 parameters of an Authorization header. */
 export function parseAuthorization(value: string, datetime: string | undefined): SignedRequestInfo {
   const bad = (m: string) => new S3Error(400, "AuthorizationHeaderMalformed", `The authorization header is malformed; ${m}`);
@@ -116,10 +135,14 @@ export function parseAuthorization(value: string, datetime: string | undefined):
   if (value.startsWith("AWS "))
     throw new S3Error(400, "InvalidRequest", "Signature Version 2 is not supported; sign with AWS4-HMAC-SHA256");
   if (!value.startsWith("AWS4-HMAC-SHA256 ")) throw bad("the authorization algorithm is not AWS4-HMAC-SHA256");
+  // exactly Credential, SignedHeaders and Signature, once each: anything else is not what was signed
   const params = new Map<string, string>();
   for (const part of value.slice(17).split(",")) {
     const i = part.indexOf("=");
-    if (i > 0) params.set(part.slice(0, i).trim(), part.slice(i + 1).trim());
+    const name = part.slice(0, Math.max(i, 0)).trim();
+    if (!AUTHORIZATION_PARAMS.has(name)) throw bad(`unexpected parameter ${JSON.stringify(part.trim().slice(0, 40))}`);
+    if (params.has(name)) throw bad(`${name} is given more than once`);
+    params.set(name, part.slice(i + 1).trim());
   }
   const credential = params.get("Credential");
   const signedHeaders = params.get("SignedHeaders");
@@ -136,10 +159,18 @@ export function parseAuthorization(value: string, datetime: string | undefined):
   };
 }
 
+/** The query parameters of a presigned URL's own signature. */
+export const PRESIGN_PARAMS = [
+  "X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Date", "X-Amz-Expires", "X-Amz-SignedHeaders", "X-Amz-Signature", "X-Amz-Security-Token",
+];
+
 /** Reads the SigV4 parameters of a presigned URL's query. */
 export function parsePresigned(query: QueryPair[]): SignedRequestInfo {
   const bad = (m: string) => new S3Error(400, "AuthorizationQueryParametersError", m);
   const q = new Map(query);
+  // a repeated parameter would let the client's signature and osp's reading of it differ
+  const repeated = PRESIGN_PARAMS.find((name) => query.filter(([k]) => k === name).length > 1);
+  if (repeated) throw bad(`${repeated} is given more than once`);
   const algorithm = q.get("X-Amz-Algorithm");
   if (algorithm === "AWS4-ECDSA-P256-SHA256")
     throw new S3Error(501, "NotImplemented", "SigV4a (AWS4-ECDSA-P256-SHA256) signatures are not supported; sign with SigV4");
@@ -173,6 +204,8 @@ export function datetimeMs(datetime: string): number {
 const hmac = (key: Uint8Array | string, data: string): Uint8Array => new Bun.CryptoHasher("sha256", key).update(data).digest();
 export const hmacHex = (key: Uint8Array, data: string) => new Bun.CryptoHasher("sha256", key).update(data).digest("hex");
 export const sha256Hex = (data: Uint8Array | string) => new Bun.CryptoHasher("sha256").update(data).digest("hex");
+/** SHA-256 of a byte string (one char per byte), such as a canonical request with raw header values. */
+const sha256Latin1Hex = (data: string) => new Bun.CryptoHasher("sha256").update(data, "latin1").digest("hex");
 
 /** The derived SigV4 signing key. */
 export function signingKey(secret: string, date: string, region: string, service: string): Uint8Array {
@@ -197,8 +230,17 @@ export function cachedSigningKey(secret: string, date: string, region: string, s
  * (bench/signing.ts), and osp signs twice per request. Canonicalization stays aws4fetch's.
  */
 export class Signer extends AwsV4Signer {
+  constructor(init: ConstructorParameters<typeof AwsV4Signer>[0]) {
+    super(init);
+    // aws4fetch judges white space per UTF-16 unit, which differs from a verifier's reading only outside ASCII
+    if (/[^\x00-\x7f]/.test(this.canonicalHeaders)) {
+      const value = (h: string) => (h === "host" ? this.url.host : (this.headers.get(h) ?? ""));
+      this.canonicalHeaders = this.signableHeaders.map((h) => h + ":" + canonicalValue(value(h))).join("\n");
+    }
+  }
+
   override async stringToSign(): Promise<string> {
-    return ["AWS4-HMAC-SHA256", this.datetime, this.credentialString, sha256Hex(await this.canonicalString())].join("\n");
+    return ["AWS4-HMAC-SHA256", this.datetime, this.credentialString, sha256Latin1Hex(await this.canonicalString())].join("\n");
   }
 
   override async signature(): Promise<string> {

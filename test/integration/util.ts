@@ -1,6 +1,7 @@
 /** Helpers shared by the integration tests: clients bound to the harness' osp and backends, and raw HTTP. */
 import { S3Client } from "@aws-sdk/client-s3";
 import { request } from "node:http";
+import { connect } from "node:net";
 import { testEnv, type Backend } from "../harness/env.ts";
 import { signRawRequest } from "../harness/sign.ts";
 
@@ -52,3 +53,32 @@ export const xmlCode = (body: string) => /<Code>([^<]*)<\/Code>/.exec(body)?.[1]
 /** SigV4 header auth for a raw target, with the harness' region (see test/harness/sign.ts). */
 export const signRaw = (method: string, base: string, target: string, headers: Record<string, string>, accessKey: string, secret: string, when?: Date) =>
   signRawRequest(method, target, headers, { base, region: env.region, accessKey, secret, when });
+
+export interface RawExchange {
+  status: number;
+  /** The response head, as sent. */
+  head: string;
+  body: string;
+}
+
+/**
+ * One request written to a socket byte for byte (header lines as given, repeated ones and all;
+ * strings as one byte per char), read to the connection's end.
+ */
+export function rawExchange(base: string, lines: string[], body = ""): Promise<RawExchange> {
+  const u = new URL(base);
+  const request = Buffer.from([...lines, "Connection: close", "", body].join("\r\n"), "latin1");
+  return new Promise((resolve, reject) => {
+    const chunks: Uint8Array[] = [];
+    // written, not ended: a half-closed client may be taken for one that went away
+    const socket = connect({ host: u.hostname, port: Number(u.port) }, () => socket.write(request));
+    socket.setTimeout(20_000, () => socket.destroy(new Error("no answer within 20 s")));
+    socket.on("data", (c: Buffer) => chunks.push(c));
+    socket.on("error", reject);
+    socket.on("close", () => {
+      const text = Buffer.concat(chunks).toString("latin1");
+      const end = text.indexOf("\r\n\r\n");
+      resolve({ status: Number(/^HTTP\/1\.1 (\d{3})/.exec(text)?.[1] ?? 0), head: text.slice(0, end), body: text.slice(end + 4) });
+    });
+  });
+}

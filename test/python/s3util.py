@@ -6,8 +6,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import http.client
+import importlib.util
 import os
 import socket
+import sys
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from urllib.parse import quote, urlsplit
@@ -274,6 +276,14 @@ def sha256_of_stream(body, chunk: int = MiB) -> tuple[str, int]:
         h.update(c)
         n += len(c)
     return h.hexdigest(), n
+
+
+def aws_cli_command() -> list[str] | None:
+    """aws-cli run by this interpreter, whose packages test/install.sh installed (awscrt among
+    them); an `aws` found on PATH may belong to another Python that lacks them."""
+    if importlib.util.find_spec("awscli") is None:
+        return None
+    return [sys.executable, "-m", "awscli"]
 
 
 def aws_cli_env(config_dir, **extra: str) -> dict[str, str]:

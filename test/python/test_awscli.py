@@ -6,14 +6,13 @@ import filecmp
 import hashlib
 import json
 import os
-import shutil
 import subprocess
 
 import pytest
 
-from s3util import BUCKET_A, BUCKET_B, ENDPOINT, MiB, aws_cli_env
+from s3util import BUCKET_A, BUCKET_B, ENDPOINT, MiB, aws_cli_command, aws_cli_env
 
-AWS = shutil.which("aws")
+AWS = aws_cli_command()
 pytestmark = pytest.mark.skipif(AWS is None, reason="the `aws` command (aws-cli) is not installed")
 
 
@@ -25,7 +24,7 @@ def aws_env(tmp_path_factory):
 @pytest.fixture
 def aws(aws_env):
     def run(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-        cmd = [AWS, "--endpoint-url", ENDPOINT, *args]
+        cmd = [*AWS, "--endpoint-url", ENDPOINT, *args]
         p = subprocess.run(cmd, env=aws_env, capture_output=True, text=True, timeout=180)
         if check and p.returncode != 0:
             raise AssertionError(f"{' '.join(args)} -> rc={p.returncode}\n{p.stdout}\n{p.stderr}")
@@ -152,7 +151,7 @@ def test_cli_wrong_secret(aws_env, target, prefix, tmp_path):
     f = tmp_path / "x.txt"
     f.write_bytes(b"x")
     p = subprocess.run(
-        [AWS, "--endpoint-url", ENDPOINT, "s3", "cp", str(f), f"s3://{target.bucket}/{prefix}x.txt"],
+        [*AWS, "--endpoint-url", ENDPOINT, "s3", "cp", str(f), f"s3://{target.bucket}/{prefix}x.txt"],
         env=env,
         capture_output=True,
         text=True,

@@ -41,7 +41,6 @@ import io
 import json
 import os
 import re
-import shutil
 import ssl
 import subprocess
 import zlib
@@ -57,6 +56,7 @@ from s3util import (
     ENDPOINT,
     REGION,
     SECRET_KEY,
+    aws_cli_command,
     aws_cli_env,
     make_client,
     MiB,
@@ -72,7 +72,7 @@ except ImportError:  # pragma: no cover - botocore[crt] is installed by test/ins
 
 HTTPS_ENDPOINT = os.environ.get("OSP_HTTPS_ENDPOINT", "").rstrip("/")
 CA_BUNDLE = os.environ.get("OSP_CA_BUNDLE", "") or os.environ.get("AWS_CA_BUNDLE", "")
-AWS = shutil.which("aws")
+AWS = aws_cli_command()
 
 needs_https = pytest.mark.skipif(
     not (HTTPS_ENDPOINT and CA_BUNDLE), reason="OSP_HTTPS_ENDPOINT / OSP_CA_BUNDLE not set"
@@ -404,7 +404,7 @@ def aws_https(cli_env):
         pytest.skip("OSP_HTTPS_ENDPOINT / OSP_CA_BUNDLE not set")
 
     def run(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-        cmd = [AWS, "--endpoint-url", HTTPS_ENDPOINT, "--ca-bundle", CA_BUNDLE, *args]
+        cmd = [*AWS, "--endpoint-url", HTTPS_ENDPOINT, "--ca-bundle", CA_BUNDLE, *args]
         p = subprocess.run(cmd, env=cli_env, capture_output=True, text=True, timeout=180)
         if check and p.returncode != 0:
             raise AssertionError(f"{' '.join(args)} -> rc={p.returncode}\n{p.stdout}\n{p.stderr[-4000:]}")

@@ -1,6 +1,8 @@
 import { describe, expect, test } from "bun:test";
 import { authenticate } from "../../src/pipeline/authenticate.ts";
 import { parseRequest } from "../../src/pipeline/request.ts";
+import { resign } from "../../src/pipeline/resign.ts";
+import { canonicalValue } from "../../src/sigv4/sigv4.ts";
 import { s3Code } from "./s3code.ts";
 
 // The signed examples of the S3 SigV4 documentation ("Signature Calculations for the
@@ -88,5 +90,76 @@ describe("SigV4 documentation vectors", () => {
       authorization: auth("host;range;x-amz-content-sha256;x-amz-date", "f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41"),
     });
     expect(await s3Code(authenticate(r, lookup, NOW, 900))).toBe("SignatureDoesNotMatch");
+  });
+});
+
+describe("requests S3 would refuse", () => {
+  const sig = "f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41";
+  const signed = "host;range;x-amz-content-sha256;x-amz-date";
+  const raw = (...extra: string[]) =>
+    parseRequest({
+      method: "GET", url: "/test.txt", clientAddress: "", scheme: "http",
+      rawHeaders: ["host", "examplebucket.s3.amazonaws.com", "range", "bytes=0-9", "x-amz-content-sha256", EMPTY, "x-amz-date", "20130524T000000Z", ...extra],
+    });
+  const code = (r: ReturnType<typeof raw>) => s3Code(authenticate(r, lookup, NOW, 900));
+
+  test("the vector itself passes", async () => {
+    expect(await code(raw("authorization", auth(signed, sig)))).toBe("ok");
+  });
+
+  test("an unsigned x-amz-* header is refused, naming it", async () => {
+    const r = raw("authorization", auth(signed, sig), "x-amz-copy-source", "/other/secret");
+    const err = await authenticate(r, lookup, NOW, 900).catch((e) => e);
+    expect(err.code).toBe("AccessDenied");
+    expect(err.status).toBe(403);
+    expect(err.detail).toEqual({ HeadersNotSigned: "x-amz-copy-source" });
+  });
+
+  test("a repeated Authorization header, even in two halves, is refused", async () => {
+    expect(await code(raw("authorization", auth(signed, sig), "authorization", auth(signed, sig)))).toBe("AuthorizationHeaderMalformed");
+    const [first, second] = [auth(signed, sig).split(",Signature=")[0]!, `Signature=${sig}`];
+    expect(await code(raw("authorization", first, "authorization", second))).toBe("AuthorizationHeaderMalformed");
+  });
+
+  test("unknown or repeated Authorization parameters are refused", async () => {
+    expect(await code(raw("authorization", auth(signed, sig) + ",Foo=bar"))).toBe("AuthorizationHeaderMalformed");
+    expect(await code(raw("authorization", auth(signed, sig) + `,Signature=${sig}`))).toBe("AuthorizationHeaderMalformed");
+    expect(await code(raw("authorization", auth(signed, sig) + ",garbage"))).toBe("AuthorizationHeaderMalformed");
+  });
+
+  test("repeated x-amz-date or x-amz-content-sha256 is refused", async () => {
+    expect(await code(raw("authorization", auth(signed, sig), "x-amz-date", "20130524T000000Z"))).toBe("InvalidArgument");
+    expect(await code(raw("authorization", auth(signed, sig), "x-amz-content-sha256", EMPTY))).toBe("InvalidArgument");
+  });
+
+  test("a repeated presigned parameter is refused, whichever copy is valid", async () => {
+    const url = "/test.txt?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIAIOSFODNN7EXAMPLE%2F20130524%2Fus-east-1%2Fs3%2Faws4_request&X-Amz-Date=20130524T000000Z&X-Amz-Expires=86400&X-Amz-SignedHeaders=host&X-Amz-Signature=aeeed9bbccd4d02ee5c0109b86d86835f995330da4c265957d157751f604d404";
+    const presigned = (u: string) => s3Code(authenticate(parseRequest({ method: "GET", url: u, clientAddress: "", scheme: "http", rawHeaders: ["host", "examplebucket.s3.amazonaws.com"] }), lookup, NOW + 3600_000, 900));
+    expect(await presigned(url)).toBe("ok");
+    for (const dup of ["X-Amz-Signature=00", "X-Amz-Expires=604800", "X-Amz-Date=20130524T000000Z", "X-Amz-Credential=x", "X-Amz-SignedHeaders=host", "X-Amz-Algorithm=AWS4-HMAC-SHA256"])
+      expect(await presigned(`${url}&${dup}`)).toBe("AuthorizationQueryParametersError");
+  });
+});
+
+describe("header values are signed as the bytes sent", () => {
+  // node:http hands header values over one char per byte; fetch() sends them back the same way
+  const bytes = (s: string) => Buffer.from(s, "utf8").toString("latin1");
+
+  test("white space is judged on the UTF-8 reading: the 0xA0 of 'à' is not a space", () => {
+    expect(canonicalValue(bytes("  voilà  à la  carte "))).toBe(bytes("voilà à la carte"));
+    expect(canonicalValue(bytes("naïve\u00a0 café"))).toBe(bytes("naïve café"));
+    expect(canonicalValue("\xe9t\xe9 a  b")).toBe("\xe9t\xe9 a b"); // not UTF-8: bytes kept, ASCII spaces folded
+    expect(canonicalValue(" plain   ascii ")).toBe("plain ascii");
+  });
+
+  test("osp's re-signature of a UTF-8 metadata value verifies as a server would verify it", async () => {
+    const value = bytes("Grüße, 東京 — à bientôt");
+    const url = "http://127.0.0.1:9000/bucket/key";
+    const headers = await resign("PUT", url, new Headers({ "x-amz-meta-note": value, "x-amz-content-sha256": "UNSIGNED-PAYLOAD" }), { accessKey: AK, secretKey: SECRET }, "us-east-1");
+    const received = (v: string) =>
+      parseRequest({ method: "PUT", url: "/bucket/key", clientAddress: "", scheme: "http", rawHeaders: ["host", "127.0.0.1:9000", ...[...headers].flat().map((h) => (h === value ? v : h))] });
+    expect((await authenticate(received(value), lookup, Date.now(), 900)).accessKey).toBe(AK);
+    const tampered = received(bytes("Grüße, 東京 — a bientôt"));
+    expect(await s3Code(authenticate(tampered, lookup, Date.now(), 900))).toBe("SignatureDoesNotMatch");
   });
 });

@@ -67,7 +67,7 @@ describe("canonical forms", () => {
 });
 
 describe("re-signing input", () => {
-  test("client auth and hop-by-hop headers go; everything S3 reads stays", () => {
+  test("client auth and hop-by-hop headers go; everything S3 reads stays when signed", () => {
     const h = headerMap([
       "Authorization", "AWS4-HMAC-SHA256 ...", "Host", "osp", "X-Amz-Date", "20200101T000000Z", "Connection", "keep-alive, x-drop",
       "X-Drop", "1", "Transfer-Encoding", "chunked", "Expect", "100-continue", "X-Amz-Security-Token", "t",
@@ -76,14 +76,23 @@ describe("re-signing input", () => {
       "If-None-Match", "*", "x-amz-copy-source-if-match", "e", "Content-MD5", "m", "Content-Length", "3",
       "x-amz-server-side-encryption-customer-key", "k",
     ]);
-    const out = forwardedHeaders(h, { "x-amz-content-sha256": "UNSIGNED-PAYLOAD" });
+    const out = forwardedHeaders(h, [...h.keys()], { "x-amz-content-sha256": "UNSIGNED-PAYLOAD" });
     expect([...out.keys()].sort()).toEqual([
       "content-length", "content-md5", "if-none-match", "x-amz-acl", "x-amz-checksum-crc32", "x-amz-content-sha256", "x-amz-copy-source-if-match",
       "x-amz-meta-k", "x-amz-object-lock-mode", "x-amz-server-side-encryption", "x-amz-server-side-encryption-customer-key", "x-amz-storage-class", "x-amz-tagging",
     ]);
   });
+  test("unsigned headers: only the harmless ones are forwarded", () => {
+    const h = headerMap([
+      "Host", "osp", "Content-Type", "text/plain", "Content-Length", "3", "Range", "bytes=0-1", "If-Match", "e", "User-Agent", "ua",
+      "Content-MD5", "m", "Cache-Control", "no-cache", "x-minio-internal", "1", "X-Forwarded-For", "10.0.0.1", "X-Custom", "c",
+      "x-amz-meta-k", "v",
+    ]);
+    const out = forwardedHeaders(h, ["host", "x-custom"], {});
+    expect([...out.keys()].sort()).toEqual(["cache-control", "content-length", "content-md5", "content-type", "if-match", "range", "user-agent", "x-custom"]);
+  });
   const put = (headers: Record<string, string>) =>
-    parseRequest({ method: "PUT", url: "/b/k", rawHeaders: Object.entries(headers).flat(), clientAddress: "", scheme: "http" });
+    parseRequest({ method: "PUT", url: "/b/k", rawHeaders: Object.entries({ host: "osp", ...headers }).flat(), clientAddress: "", scheme: "http" });
   const identity = (payloadHash: string) => ({ accessKey: "a", payloadHash, info: {} as never });
 
   test("the client's body hash reaches the backend so it still checks the body", () => {
