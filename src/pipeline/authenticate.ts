@@ -73,7 +73,8 @@ export function checkTime(info: SignedRequestInfo, now: number, maxSkewSeconds: 
   const serverTime = new Date(now).toISOString();
   if (info.presigned) {
     if (t - now > maxSkewSeconds * 1000) throw accessDenied("Request is not valid yet");
-    if (now > t + info.expires! * 1000)
+    // a URL valid for 0 seconds has expired as soon as it is used, as S3 answers it
+    if (now >= t + info.expires! * 1000)
       throw new S3Error(403, "AccessDenied", "Request has expired", {
         "X-Amz-Expires": String(info.expires), Expires: new Date(t + info.expires! * 1000).toISOString(), ServerTime: serverTime,
       });

@@ -23,9 +23,8 @@ const missingLength = () => new S3Error(411, "MissingContentLength", "You must p
 export function upstreamBody(req: ParsedRequest, identity: Identity, body: ReadableStream<Uint8Array> | null): UpstreamBody {
   const mode = payloadMode(identity.payloadHash);
   const encoding = (header(req.headers, "content-encoding") ?? "").split(",").map((s) => s.trim()).filter(Boolean);
-  const chunkedEncoding = encoding.some((e) => e.toLowerCase() === "aws-chunked");
+  // a plain body labelled aws-chunked is passed on as it is, as S3 and MinIO accept it
   if (mode === "plain") {
-    if (chunkedEncoding) throw new S3Error(400, "InvalidArgument", "Content-Encoding aws-chunked needs a STREAMING-* x-amz-content-sha256");
     if (body && req.headers.has("transfer-encoding") && !req.headers.has("content-length")) throw missingLength();
     const hash = identity.payloadHash;
     return { body, headers: { "x-amz-content-sha256": /^[0-9a-f]{64}$/.test(hash) ? hash : "UNSIGNED-PAYLOAD" }, failure: () => undefined };

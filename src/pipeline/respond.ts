@@ -6,7 +6,9 @@
  */
 import type { BucketConfig } from "../config.ts";
 import type { ParsedRequest } from "./request.ts";
+import { brotliDecompressSync, gunzipSync, inflateSync } from "node:zlib";
 import { uriEncode } from "../sigv4/sigv4.ts";
+import { S3Error } from "../errors.ts";
 
 const HOP_BY_HOP = ["connection", "keep-alive", "transfer-encoding", "upgrade", "trailer", "te", "proxy-connection"];
 
@@ -36,14 +38,38 @@ export async function respond(upstream: Response, req: ParsedRequest, bucket: Bu
     upstream.body?.cancel().catch(() => {});
     return new Response(null, init);
   }
-  if (bucket.backendBucket !== bucket.name && namesBucket(upstream, req)) {
+  const decode = bucket.backendBucket !== bucket.name && namesBucket(upstream, req) ? decoder(upstream.headers.get("content-encoding")) : undefined;
+  if (decode) {
     const host = req.headers.get("host")?.[0] ?? "localhost";
     const location = `${req.scheme}://${host}/${bucket.name}/${uriEncode(req.key, true)}`;
-    const xml = renameBucketInXml(await upstream.text(), bucket.backendBucket, bucket.name, location);
-    headers.delete("content-length");
+    let text: string;
+    try {
+      text = decode(await upstream.bytes()).toString("utf8");
+    } catch {
+      throw new S3Error(502, "BadGateway", `The backend of bucket ${bucket.name} sent a document that could not be decoded`);
+    }
+    const xml = renameBucketInXml(text, bucket.backendBucket, bucket.name, location);
+    // the rewritten document goes out as plain text with its own length
+    headers.set("content-length", String(Buffer.byteLength(xml)));
+    headers.delete("content-encoding");
     return new Response(xml, init);
   }
   return new Response(upstream.body, init);
+}
+
+const limits = { maxOutputLength: 4 * MAX_REWRITTEN_BYTES };
+
+/**
+ * How to read a document in the encoding the backend chose (clients ask for gzip, and MinIO
+ * gzips larger listings); undefined for an encoding osp cannot read, which then passes unchanged.
+ */
+function decoder(contentEncoding: string | null): ((body: Uint8Array) => Buffer) | undefined {
+  switch ((contentEncoding ?? "identity").trim().toLowerCase()) {
+    case "identity": case "": return (b) => Buffer.from(b);
+    case "gzip": case "x-gzip": return (b) => gunzipSync(b, limits);
+    case "deflate": return (b) => inflateSync(b, limits);
+    case "br": return (b) => brotliDecompressSync(b, limits);
+  }
 }
 
 function namesBucket(upstream: Response, req: ParsedRequest): boolean {

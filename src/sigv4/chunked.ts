@@ -129,12 +129,17 @@ class ByteReader {
     return pieces;
   }
 
+  /** Whether nothing but line ends is left. */
   async atEnd(): Promise<boolean> {
-    if (this.buf.length) return false;
-    const more = await this.next();
-    if (!more) return true;
-    this.buf = more;
-    return more.length === 0 && this.atEnd();
+    for (;;) {
+      let i = 0;
+      while (i < this.buf.length && (this.buf[i] === 13 || this.buf[i] === 10)) i++;
+      this.buf = this.buf.subarray(i);
+      if (this.buf.length) return false;
+      const more = await this.next();
+      if (!more) return true;
+      this.buf = more;
+    }
   }
 }
 
@@ -180,6 +185,7 @@ export async function* decodeAwsChunked(body: ReadableStream<Uint8Array>, o: Dec
     }
     const trailers = await readTrailers(input, o, previous);
     if (total !== o.decodedLength) throw incomplete(`${total} bytes of data, x-amz-decoded-content-length says ${o.decodedLength}`);
+    // minio-go ends an unsigned trailer with one more CRLF than the format has; S3 accepts that
     if (!(await input.atEnd())) throw incomplete("data after the final chunk");
     yield* held;
     return trailers;

@@ -184,7 +184,7 @@ export function parsePresigned(query: QueryPair[]): SignedRequestInfo {
     throw bad("Query-string authentication version 4 requires the X-Amz-Algorithm, X-Amz-Credential, X-Amz-Signature, X-Amz-Date, X-Amz-SignedHeaders, and X-Amz-Expires parameters.");
   if (!DATETIME.test(datetime)) throw bad("X-Amz-Date must be in the ISO8601 Long Format \"yyyyMMdd'T'HHmmss'Z'\"");
   const expires = /^\d{1,7}$/.test(expiresText) ? Number(expiresText) : NaN;
-  if (!(expires >= 1)) throw bad("X-Amz-Expires must be a positive number of seconds");
+  if (!(expires >= 0)) throw bad("X-Amz-Expires must be a non-negative number of seconds");
   if (expires > 604800) throw bad("X-Amz-Expires must be less than a week (in seconds) that is 604800");
   return {
     presigned: true,

@@ -10,7 +10,7 @@ import {
 import { S3Client as BunS3Client } from "bun";
 import { connect } from "node:net";
 import { Readable } from "node:stream";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { chunkSignature, trailerSignature, type ChunkChain } from "../../src/sigv4/chunked.ts";
@@ -143,6 +143,31 @@ describe("other clients", () => {
       const head = await backendA.send(new HeadObjectCommand({ Bucket: env.bucketA, Key: key, ChecksumMode: "ENABLED" }));
       expect(head[`Checksum${flags[1]}` as "ChecksumCRC32C"]).toBeString();
     }
+  });
+
+  test("Content-Encoding: aws-chunked on a plain body with its SHA-256 is stored as sent, as S3 stores it", async () => {
+    const key = `${prefix}plain-labelled-chunked`;
+    const body = "not chunked at all";
+    const headers = await signRaw("PUT", env.ospEndpoint, `/${env.bucketA}/${key}`, {
+      "content-encoding": "aws-chunked", "content-length": String(body.length), "x-amz-content-sha256": sha256(new TextEncoder().encode(body)),
+    }, env.accessKey, env.secretKey);
+    expect((await rawRequest(env.ospEndpoint, "PUT", `/${env.bucketA}/${key}`, headers, body)).status).toBe(200);
+    expect(new TextDecoder().decode((await stored(key))!)).toBe(body);
+  });
+
+  test.each(["CRC32", "CRC64NVME"])("mc over HTTPS: an unsigned %s trailer in minio-go's framing", async (algorithm) => {
+    const file = join(tmp, `mc-https-${algorithm}.bin`);
+    const data = randomBytes(3 * 1024 * 1024 + 3);
+    writeFileSync(file, data);
+    const key = `${prefix}mc-https-${algorithm}`;
+    const configDir = join(tmp, "mc-https");
+    mkdirSync(join(configDir, "certs", "CAs"), { recursive: true });
+    copyFileSync(process.env.OSP_CA_BUNDLE!, join(configDir, "certs", "CAs", "osp.crt"));
+    const mcEnv = { ...process.env, MC_HOST_osp: `https://${env.accessKey}:${env.secretKey}@${new URL(httpsEndpoint).host}` };
+    await Bun.$`mc --config-dir ${configDir} cp --quiet --checksum ${algorithm} ${file} osp/${env.bucketA}/${key}`.env(mcEnv).quiet();
+    expect(sha256((await stored(key))!)).toBe(sha256(data));
+    const head = await backendA.send(new HeadObjectCommand({ Bucket: env.bucketA, Key: key, ChecksumMode: "ENABLED" }));
+    expect(head[`Checksum${algorithm}` as "ChecksumCRC32"]).toBeString();
   });
 });
 

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import os
 import time
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
-from s3util import raw_request
+from botocore.auth import S3SigV4QueryAuth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+
+from s3util import ACCESS_KEY, ENDPOINT, MINIO_PASSWORD, MINIO_USER, REGION, SECRET_KEY, raw_request
 
 
 def _presign(osp, method: str, bucket: str, key: str, expires: int = 300, **params):
@@ -116,3 +120,22 @@ def test_presigned_expired(osp, target, prefix):
     r = raw_request("PUT", put_url, body=b"too late")
     assert r.status == 403 and r.xml_code() == "AccessDenied", r.body
     assert not target.backend_exists(prefix + "late.txt")
+
+
+def _presign_zero(endpoint: str, access_key: str, secret_key: str, bucket: str, key: str) -> str:
+    # botocore's CRT signer refuses ExpiresIn=0; its pure-Python signer makes the URL as S3 defines it
+    request = AWSRequest(method="PUT", url=f"{endpoint}/{bucket}/{quote(key)}")
+    S3SigV4QueryAuth(Credentials(access_key, secret_key), "s3", REGION, expires=0).add_auth(request)
+    return request.url
+
+
+def test_presigned_zero_expiry(target, prefix):
+    # X-Amz-Expires=0 is valid syntax for a URL that is expired at once: 403, as S3 and MinIO answer
+    key = prefix + "zero.txt"
+    r = raw_request("PUT", _presign_zero(ENDPOINT, ACCESS_KEY, SECRET_KEY, target.bucket, key), body=b"never")
+    assert r.status == 403 and r.xml_code() == "AccessDenied", r.body
+    assert "expired" in (r.xml_message() or "").lower()
+    assert not target.backend_exists(key)
+    backend = target.backend.meta.endpoint_url
+    direct = raw_request("PUT", _presign_zero(backend, MINIO_USER, MINIO_PASSWORD, target.backend_bucket, key), body=b"never")
+    assert (direct.status, direct.xml_code()) == (r.status, r.xml_code())

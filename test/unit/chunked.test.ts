@@ -109,6 +109,14 @@ describe("trailers", () => {
     expect(await s3Code(decode(enc.encode(`6\r\nhello \r\n5\r\nworld\r\n0\r\n\r\n`), o))).toBe("MalformedTrailerError");
   });
 
+  test("minio-go's unsigned trailer, with one CRLF more, is accepted; data after it is not", async () => {
+    const mc = enc.encode(`6\r\nhello \r\n5\r\nworld\r\n0\r\nx-amz-checksum-crc32:${crc}\n\r\n\r\n`);
+    const { data, trailers } = await decode(mc, o, 5);
+    expect(new TextDecoder().decode(data)).toBe("hello world");
+    expect(trailers).toEqual([["x-amz-checksum-crc32", crc]]);
+    expect(await s3Code(decode(enc.encode(`6\r\nhello \r\n5\r\nworld\r\n0\r\nx-amz-checksum-crc32:${crc}\n\r\n\r\nX`), o))).toBe("IncompleteBody");
+  });
+
   test("signed payload with a signed trailer", async () => {
     const s1 = chunkSignature(chain, chain.seedSignature, enc.encode("hello world"));
     const s0 = chunkSignature(chain, s1, a(0));
