@@ -25,6 +25,8 @@ export interface ServerConfig {
   upstreamTimeout: number;
   /** Largest accepted difference between the client's clock and ours, in seconds. */
   maxClockSkew: number;
+  /** Whether clients may sign with Signature Version 2 (verified, then re-signed with SigV4). */
+  sigv2: boolean;
   accessLog: boolean;
 }
 
@@ -145,7 +147,7 @@ export function validateConfig(doc: unknown, env: Record<string, string | undefi
   const s = fields(d.server ?? {}, "server", {
     bind: "string", http_port: "integer", https_port: "integer", tls_cert: "string", tls_key: "string",
     metrics_port: "integer", workers: "integer", upstream_timeout: "integer",
-    max_clock_skew: "integer", access_log: "boolean",
+    max_clock_skew: "integer", sigv2: "boolean", access_log: "boolean",
   }, env);
   const port = (name: string) => (s<number>(name) === undefined ? undefined : inRange(s<number>(name)!, 0, 65535, `server.${name}`));
   const httpsPort = port("https_port");
@@ -163,6 +165,7 @@ export function validateConfig(doc: unknown, env: Record<string, string | undefi
     workers: inRange(s<number>("workers") ?? 0, 0, 256, "server.workers"),
     upstreamTimeout: inRange(s<number>("upstream_timeout") ?? 120, 1, 86400, "server.upstream_timeout"),
     maxClockSkew: inRange(s<number>("max_clock_skew") ?? 900, 1, 86400, "server.max_clock_skew"),
+    sigv2: s<boolean>("sigv2") ?? true,
     accessLog: s<boolean>("access_log") ?? false,
   };
 

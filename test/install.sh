@@ -47,20 +47,20 @@ go_tool mc "$MC_MODULE" "Runtime: go"
 # --- python --------------------------------------------------------------------------------
 PY=python3
 # awscrt: botocore's CRC32C and CRC64NVME checksums
-if "$PY" -c 'import boto3, pytest, awscli, awscrt' >/dev/null 2>&1; then
-  say "python boto3/awscli/awscrt/pytest ok"
+if "$PY" -c 'import boto3, pytest, awscli, awscrt, S3' >/dev/null 2>&1; then
+  say "python boto3/awscli/awscrt/pytest/s3cmd ok"
 else
-  say "pip install boto3 awscli botocore[crt] pytest"
-  if ! "$PY" -m pip install -q --disable-pip-version-check boto3 awscli "botocore[crt]" pytest 2>/tmp/osp-pip.log; then
+  say "pip install boto3 awscli botocore[crt] pytest s3cmd"
+  if ! "$PY" -m pip install -q --disable-pip-version-check boto3 awscli "botocore[crt]" pytest s3cmd 2>/tmp/osp-pip.log; then
     if grep -q externally-managed /tmp/osp-pip.log; then
-      "$PY" -m pip install -q --disable-pip-version-check --break-system-packages boto3 awscli "botocore[crt]" pytest
+      "$PY" -m pip install -q --disable-pip-version-check --break-system-packages boto3 awscli "botocore[crt]" pytest s3cmd
     else
       cat /tmp/osp-pip.log
       exit 1
     fi
   fi
   command -v pyenv >/dev/null 2>&1 && pyenv rehash >/dev/null 2>&1 || true
-  "$PY" -c 'import boto3, pytest, awscli, awscrt' || { say "python packages still not importable"; exit 1; }
+  "$PY" -c 'import boto3, pytest, awscli, awscrt, S3' || { say "python packages still not importable"; exit 1; }
   say "python packages installed"
 fi
 

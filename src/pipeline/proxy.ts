@@ -37,7 +37,7 @@ export function createPipeline(config: Config, hooks: Hooks): Pipeline {
 }
 
 export async function proxy(p: Pipeline, req: ParsedRequest, body: ReadableStream<Uint8Array> | null, signal: AbortSignal): Promise<Response> {
-  const identity = await authenticate(req, p.lookupSecret, Date.now(), p.config.server.maxClockSkew);
+  const identity = await authenticate(req, p.lookupSecret, Date.now(), p.config.server);
   if (!req.bucket) return listBuckets(p, req, identity);
 
   const bucket = bucketFor(p.config, req.bucket);
@@ -59,7 +59,7 @@ export async function proxy(p: Pipeline, req: ParsedRequest, body: ReadableStrea
 
   const keys = hmacKeys(creds);
   const url = upstreamUrl(bucket, req.key, req.query);
-  const headers = await resign(req.method, url, forwardedHeaders(req.headers, identity.info.signedHeaders, overrides), keys, bucket.region);
+  const headers = await resign(req.method, url, forwardedHeaders(req.headers, identity.signedHeaders, overrides), keys, bucket.region);
   const upstream = await forward({ method: req.method, url, headers, body: payload.body }, bucket.name, signal, p.config.server.upstreamTimeout)
     .catch((e) => Promise.reject(payload.failure() ?? e));
   return respond(upstream, req, bucket);

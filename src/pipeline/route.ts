@@ -1,6 +1,7 @@
 /** route: which backend serves a frontend bucket, and the URL a request has there. */
 import type { BucketConfig, Config } from "../config.ts";
 import { S3Error, invalidArgument } from "../errors.ts";
+import { PRESIGN_V2_PARAMS } from "../sigv4/sigv2.ts";
 import { PRESIGN_PARAMS, canonicalQuery, uriDecode, uriEncode, type QueryPair } from "../sigv4/sigv4.ts";
 
 export const noSuchBucket = (name: string) =>
@@ -12,8 +13,8 @@ export function bucketFor(config: Config, name: string): BucketConfig {
   return b;
 }
 
-/** Query parameters of a presigned URL's own signature: the backend gets a signature of ours instead. */
-const CLIENT_AUTH_PARAMS = new Set(PRESIGN_PARAMS);
+/** Query parameters of a presigned URL's own signature (V4 or V2): the backend gets a signature of ours instead. */
+const CLIENT_AUTH_PARAMS = new Set([...PRESIGN_PARAMS, ...PRESIGN_V2_PARAMS]);
 
 /**
  * The backend URL of a key. fetch() resolves "." and ".." segments as a browser would, which

@@ -6,6 +6,8 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { DeleteObjectCommand, GetObjectCommand, GetObjectTaggingCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand } from "@aws-sdk/client-s3";
 import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
+import { bucketToml, keyToml, serverToml } from "../harness/env.ts";
+import { freePort, startOsp } from "../harness/osp.ts";
 import { backendClient, env, rawExchange, sdkClient, signRaw, uniquePrefix, xmlCode, type RawExchange } from "./util.ts";
 
 const s3 = sdkClient();
@@ -219,5 +221,26 @@ describe("requests S3 would refuse", () => {
       expect(res.status >= 200 && res.status < 500).toBe(true);
     }
     expect([...statuses.keys()].some((s) => s >= 400)).toBe(true);
+  });
+});
+
+describe("Signature Version 2 switched off", () => {
+  test("[server] sigv2 = false refuses a V2 presigned URL from boto3 and writes nothing; SigV4 still works", async () => {
+    const port = await freePort();
+    const osp = await startOsp({ configToml: serverToml(port, { workers: 1, sigv2: false }) + keyToml(env.accessKey, env.secretKey) + bucketToml(bucket, env.minioA) });
+    try {
+      const key = `${prefix}v2-off`;
+      // boto3's default signer for presigned URLs against a custom endpoint is SigV2
+      const script = `import boto3,sys\nc=boto3.client("s3",endpoint_url=sys.argv[1],aws_access_key_id=sys.argv[2],aws_secret_access_key=sys.argv[3],region_name="us-east-1")\nprint(c.generate_presigned_url("put_object",Params={"Bucket":sys.argv[4],"Key":sys.argv[5]},ExpiresIn=300))`;
+      const url = (await Bun.$`python3 -c ${script} ${osp.endpoint} ${env.accessKey} ${env.secretKey} ${bucket} ${key}`.text()).trim();
+      expect(url).toContain("AWSAccessKeyId=");
+      const res = await rawExchange(osp.endpoint, [`PUT ${target(url)} HTTP/1.1`, `Host: ${new URL(osp.endpoint).host}`, "Content-Length: 5"], "hello");
+      expectRefused(res, 400, "InvalidRequest");
+      expect(await stored(key)).toBe(false);
+      await sdkClient(osp.endpoint).send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: "hello" }));
+      expect(await stored(key)).toBe(true);
+    } finally {
+      await osp.stop();
+    }
   });
 });

@@ -12,6 +12,7 @@ const SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
 const NOW = Date.UTC(2013, 4, 24, 0, 0, 0);
 const EMPTY = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 const lookup = async (ak: string) => (ak === AK ? SECRET : null);
+const POLICY = { maxClockSkew: 900, sigv2: true };
 
 function req(method: string, url: string, headers: Record<string, string>) {
   return parseRequest({ method, url, rawHeaders: Object.entries({ host: "examplebucket.s3.amazonaws.com", ...headers }).flat(), clientAddress: "127.0.0.1", scheme: "http" });
@@ -27,7 +28,7 @@ describe("SigV4 documentation vectors", () => {
     });
 
   test("GET object with a Range header", async () => {
-    const id = await authenticate(getObject("f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41"), lookup, NOW, 900);
+    const id = await authenticate(getObject("f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41"), lookup, NOW, POLICY);
     expect(id.accessKey).toBe(AK);
     expect(id.payloadHash).toBe(EMPTY);
   });
@@ -40,7 +41,7 @@ describe("SigV4 documentation vectors", () => {
       "x-amz-content-sha256": "44ce7dd67c959e0d3524ffac1771dfbba87d2b6b4b4e99e42034a8b803f8b072",
       authorization: auth("date;host;x-amz-content-sha256;x-amz-date;x-amz-storage-class", "98ad721746da40c64f1a55b78f14c238d841ea1380cd77a1b5971af0ece108bd"),
     });
-    expect(await s3Code(authenticate(r, lookup, NOW, 900))).toBe("ok");
+    expect(await s3Code(authenticate(r, lookup, NOW, POLICY))).toBe("ok");
   });
 
   test("GET bucket lifecycle (value-less query parameter)", async () => {
@@ -48,7 +49,7 @@ describe("SigV4 documentation vectors", () => {
       "x-amz-date": "20130524T000000Z", "x-amz-content-sha256": EMPTY,
       authorization: auth("host;x-amz-content-sha256;x-amz-date", "fea454ca298b7da1c68078a5d1bdbfbbe0d65c699e0f91ac7a200a0136783543"),
     });
-    expect(await s3Code(authenticate(r, lookup, NOW, 900))).toBe("ok");
+    expect(await s3Code(authenticate(r, lookup, NOW, POLICY))).toBe("ok");
   });
 
   test("list objects: query parameters are sorted", async () => {
@@ -56,31 +57,31 @@ describe("SigV4 documentation vectors", () => {
       "x-amz-date": "20130524T000000Z", "x-amz-content-sha256": EMPTY,
       authorization: auth("host;x-amz-content-sha256;x-amz-date", "34b48302e7b5fa45bde8084f4b7868a86f0a534bc59db6670ed5711ef69dc6f7"),
     });
-    expect(await s3Code(authenticate(r, lookup, NOW, 900))).toBe("ok");
+    expect(await s3Code(authenticate(r, lookup, NOW, POLICY))).toBe("ok");
   });
 
   test("presigned GET", async () => {
     const url = "/test.txt?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIAIOSFODNN7EXAMPLE%2F20130524%2Fus-east-1%2Fs3%2Faws4_request&X-Amz-Date=20130524T000000Z&X-Amz-Expires=86400&X-Amz-SignedHeaders=host&X-Amz-Signature=aeeed9bbccd4d02ee5c0109b86d86835f995330da4c265957d157751f604d404";
-    const id = await authenticate(req("GET", url, {}), lookup, NOW + 3600_000, 900);
+    const id = await authenticate(req("GET", url, {}), lookup, NOW + 3600_000, POLICY);
     expect(id.payloadHash).toBe("UNSIGNED-PAYLOAD");
-    expect(await s3Code(authenticate(req("GET", url, {}), lookup, NOW + 86401_000, 900))).toBe("AccessDenied");
-    expect(await s3Code(authenticate(req("GET", url.replace("test.txt", "test.txu"), {}), lookup, NOW, 900))).toBe("SignatureDoesNotMatch");
-    expect(await s3Code(authenticate(req("GET", url.replace("86400", "604801"), {}), lookup, NOW, 900))).toBe("AuthorizationQueryParametersError");
+    expect(await s3Code(authenticate(req("GET", url, {}), lookup, NOW + 86401_000, POLICY))).toBe("AccessDenied");
+    expect(await s3Code(authenticate(req("GET", url.replace("test.txt", "test.txu"), {}), lookup, NOW, POLICY))).toBe("SignatureDoesNotMatch");
+    expect(await s3Code(authenticate(req("GET", url.replace("86400", "604801"), {}), lookup, NOW, POLICY))).toBe("AuthorizationQueryParametersError");
   });
 
   test("each fault has its own error", async () => {
     const good = "f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41";
-    expect(await s3Code(authenticate(getObject(good.replace("f0", "f1")), lookup, NOW, 900))).toBe("SignatureDoesNotMatch");
-    expect(await s3Code(authenticate(getObject(good, { range: "bytes=0-10" }), lookup, NOW, 900))).toBe("SignatureDoesNotMatch");
-    expect(await s3Code(authenticate(getObject(good), async () => null, NOW, 900))).toBe("InvalidAccessKeyId");
-    expect(await s3Code(authenticate(getObject(good), async () => SECRET + "x", NOW, 900))).toBe("SignatureDoesNotMatch");
-    expect(await s3Code(authenticate(getObject(good), lookup, NOW + 16 * 60_000, 900))).toBe("RequestTimeTooSkewed");
-    expect(await s3Code(authenticate(getObject(good), lookup, NOW - 16 * 60_000, 900))).toBe("RequestTimeTooSkewed");
-    expect(await s3Code(authenticate(getObject(good), lookup, NOW + 14 * 60_000, 900))).toBe("ok");
-    expect(await s3Code(authenticate(req("GET", "/test.txt", { "x-amz-date": "20130524T000000Z" }), lookup, NOW, 900))).toBe("AccessDenied");
-    expect(await s3Code(authenticate(getObject("x", { authorization: "AWS AKIA:abc" }), lookup, NOW, 900))).toBe("InvalidRequest");
-    expect(await s3Code(authenticate(getObject("x", { authorization: "AWS4-ECDSA-P256-SHA256 Credential=a" }), lookup, NOW, 900))).toBe("NotImplemented");
-    expect(await s3Code(authenticate(getObject("x", { authorization: "AWS4-HMAC-SHA256 garbage" }), lookup, NOW, 900))).toBe("AuthorizationHeaderMalformed");
+    expect(await s3Code(authenticate(getObject(good.replace("f0", "f1")), lookup, NOW, POLICY))).toBe("SignatureDoesNotMatch");
+    expect(await s3Code(authenticate(getObject(good, { range: "bytes=0-10" }), lookup, NOW, POLICY))).toBe("SignatureDoesNotMatch");
+    expect(await s3Code(authenticate(getObject(good), async () => null, NOW, POLICY))).toBe("InvalidAccessKeyId");
+    expect(await s3Code(authenticate(getObject(good), async () => SECRET + "x", NOW, POLICY))).toBe("SignatureDoesNotMatch");
+    expect(await s3Code(authenticate(getObject(good), lookup, NOW + 16 * 60_000, POLICY))).toBe("RequestTimeTooSkewed");
+    expect(await s3Code(authenticate(getObject(good), lookup, NOW - 16 * 60_000, POLICY))).toBe("RequestTimeTooSkewed");
+    expect(await s3Code(authenticate(getObject(good), lookup, NOW + 14 * 60_000, POLICY))).toBe("ok");
+    expect(await s3Code(authenticate(req("GET", "/test.txt", { "x-amz-date": "20130524T000000Z" }), lookup, NOW, POLICY))).toBe("AccessDenied");
+    expect(await s3Code(authenticate(getObject("x", { authorization: "AWS AKIA:abc" }), lookup, NOW, { ...POLICY, sigv2: false }))).toBe("InvalidRequest");
+    expect(await s3Code(authenticate(getObject("x", { authorization: "AWS4-ECDSA-P256-SHA256 Credential=a" }), lookup, NOW, POLICY))).toBe("NotImplemented");
+    expect(await s3Code(authenticate(getObject("x", { authorization: "AWS4-HMAC-SHA256 garbage" }), lookup, NOW, POLICY))).toBe("AuthorizationHeaderMalformed");
   });
 
   test("a dot-segment path is verified as sent, not as normalised", async () => {
@@ -89,7 +90,7 @@ describe("SigV4 documentation vectors", () => {
       range: "bytes=0-9", "x-amz-content-sha256": EMPTY, "x-amz-date": "20130524T000000Z",
       authorization: auth("host;range;x-amz-content-sha256;x-amz-date", "f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41"),
     });
-    expect(await s3Code(authenticate(r, lookup, NOW, 900))).toBe("SignatureDoesNotMatch");
+    expect(await s3Code(authenticate(r, lookup, NOW, POLICY))).toBe("SignatureDoesNotMatch");
   });
 });
 
@@ -101,7 +102,7 @@ describe("requests S3 would refuse", () => {
       method: "GET", url: "/test.txt", clientAddress: "", scheme: "http",
       rawHeaders: ["host", "examplebucket.s3.amazonaws.com", "range", "bytes=0-9", "x-amz-content-sha256", EMPTY, "x-amz-date", "20130524T000000Z", ...extra],
     });
-  const code = (r: ReturnType<typeof raw>) => s3Code(authenticate(r, lookup, NOW, 900));
+  const code = (r: ReturnType<typeof raw>) => s3Code(authenticate(r, lookup, NOW, POLICY));
 
   test("the vector itself passes", async () => {
     expect(await code(raw("authorization", auth(signed, sig)))).toBe("ok");
@@ -109,7 +110,7 @@ describe("requests S3 would refuse", () => {
 
   test("an unsigned x-amz-* header is refused, naming it", async () => {
     const r = raw("authorization", auth(signed, sig), "x-amz-copy-source", "/other/secret");
-    const err = await authenticate(r, lookup, NOW, 900).catch((e) => e);
+    const err = await authenticate(r, lookup, NOW, POLICY).catch((e) => e);
     expect(err.code).toBe("AccessDenied");
     expect(err.status).toBe(403);
     expect(err.detail).toEqual({ HeadersNotSigned: "x-amz-copy-source" });
@@ -134,7 +135,7 @@ describe("requests S3 would refuse", () => {
 
   test("a repeated presigned parameter is refused, whichever copy is valid", async () => {
     const url = "/test.txt?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIAIOSFODNN7EXAMPLE%2F20130524%2Fus-east-1%2Fs3%2Faws4_request&X-Amz-Date=20130524T000000Z&X-Amz-Expires=86400&X-Amz-SignedHeaders=host&X-Amz-Signature=aeeed9bbccd4d02ee5c0109b86d86835f995330da4c265957d157751f604d404";
-    const presigned = (u: string) => s3Code(authenticate(parseRequest({ method: "GET", url: u, clientAddress: "", scheme: "http", rawHeaders: ["host", "examplebucket.s3.amazonaws.com"] }), lookup, NOW + 3600_000, 900));
+    const presigned = (u: string) => s3Code(authenticate(parseRequest({ method: "GET", url: u, clientAddress: "", scheme: "http", rawHeaders: ["host", "examplebucket.s3.amazonaws.com"] }), lookup, NOW + 3600_000, POLICY));
     expect(await presigned(url)).toBe("ok");
     for (const dup of ["X-Amz-Signature=00", "X-Amz-Expires=604800", "X-Amz-Date=20130524T000000Z", "X-Amz-Credential=x", "X-Amz-SignedHeaders=host", "X-Amz-Algorithm=AWS4-HMAC-SHA256"])
       expect(await presigned(`${url}&${dup}`)).toBe("AuthorizationQueryParametersError");
@@ -158,8 +159,59 @@ describe("header values are signed as the bytes sent", () => {
     const headers = await resign("PUT", url, new Headers({ "x-amz-meta-note": value, "x-amz-content-sha256": "UNSIGNED-PAYLOAD" }), { accessKey: AK, secretKey: SECRET }, "us-east-1");
     const received = (v: string) =>
       parseRequest({ method: "PUT", url: "/bucket/key", clientAddress: "", scheme: "http", rawHeaders: ["host", "127.0.0.1:9000", ...[...headers].flat().map((h) => (h === value ? v : h))] });
-    expect((await authenticate(received(value), lookup, Date.now(), 900)).accessKey).toBe(AK);
+    expect((await authenticate(received(value), lookup, Date.now(), POLICY)).accessKey).toBe(AK);
     const tampered = received(bytes("Grüße, 東京 — a bientôt"));
-    expect(await s3Code(authenticate(tampered, lookup, Date.now(), 900))).toBe("SignatureDoesNotMatch");
+    expect(await s3Code(authenticate(tampered, lookup, Date.now(), POLICY))).toBe("SignatureDoesNotMatch");
+  });
+});
+
+describe("Signature Version 2", () => {
+  // the signed examples of the S3 documentation ("Signing and authenticating REST requests"),
+  // path-style: the bucket is the first path segment
+  const v2 = (method: string, url: string, date: string, signature: string, extra: Record<string, string> = {}) =>
+    parseRequest({
+      method, url, clientAddress: "", scheme: "http",
+      rawHeaders: Object.entries({ host: "s3.us-west-1.amazonaws.com", date, authorization: `AWS ${AK}:${signature}`, ...extra }).flat(),
+    });
+  const at = (date: string) => Date.parse(date) + 5000;
+  const get = v2("GET", "/awsexamplebucket1/photos/puppy.jpg", "Tue, 27 Mar 2007 19:36:42 +0000", "qgk2+6Sv9/oM7G3qLEjTH1a1l1g=");
+
+  test("documentation vectors: GET, PUT with a Content-Type, a listing, a subresource", async () => {
+    expect(await s3Code(authenticate(get, lookup, at("Tue, 27 Mar 2007 19:36:42 +0000"), POLICY))).toBe("ok");
+    const put = v2("PUT", "/awsexamplebucket1/photos/puppy.jpg", "Tue, 27 Mar 2007 21:15:45 +0000", "iqRzw+ileNPu1fhspnRs8nOjjIA=", { "content-type": "image/jpeg", "content-length": "94328" });
+    expect(await s3Code(authenticate(put, lookup, at("Tue, 27 Mar 2007 21:15:45 +0000"), POLICY))).toBe("ok");
+    const list = v2("GET", "/awsexamplebucket1/?prefix=photos&max-keys=50&marker=puppy", "Tue, 27 Mar 2007 19:42:41 +0000", "m0WP8eCtspQl5Ahe6L1SozdX9YA=");
+    expect(await s3Code(authenticate(list, lookup, at("Tue, 27 Mar 2007 19:42:41 +0000"), POLICY))).toBe("ok");
+    const acl = v2("GET", "/awsexamplebucket1/?acl", "Tue, 27 Mar 2007 19:44:46 +0000", "82ZHiFIjc+WbcwFKGUVEQspPn+0=");
+    const id = await authenticate(acl, lookup, at("Tue, 27 Mar 2007 19:44:46 +0000"), POLICY);
+    expect(id).toEqual({ accessKey: AK, signedHeaders: ["date"], payloadHash: "UNSIGNED-PAYLOAD" });
+  });
+
+  test("each fault has its own error", async () => {
+    const now = at("Tue, 27 Mar 2007 19:36:42 +0000");
+    const with_ = (extra: Record<string, string>) => v2("GET", "/awsexamplebucket1/photos/puppy.jpg", "Tue, 27 Mar 2007 19:36:42 +0000", "qgk2+6Sv9/oM7G3qLEjTH1a1l1g=", extra);
+    expect(await s3Code(authenticate(with_({ "x-amz-meta-added": "1" }), lookup, now, POLICY))).toBe("SignatureDoesNotMatch");
+    expect(await s3Code(authenticate(v2("GET", "/awsexamplebucket1/photos/kitten.jpg", "Tue, 27 Mar 2007 19:36:42 +0000", "qgk2+6Sv9/oM7G3qLEjTH1a1l1g="), lookup, now, POLICY))).toBe("SignatureDoesNotMatch");
+    expect(await s3Code(authenticate(get, async () => SECRET + "x", now, POLICY))).toBe("SignatureDoesNotMatch");
+    expect(await s3Code(authenticate(get, async () => null, now, POLICY))).toBe("InvalidAccessKeyId");
+    expect(await s3Code(authenticate(get, lookup, now + 16 * 60_000, POLICY))).toBe("RequestTimeTooSkewed");
+    expect(await s3Code(authenticate(get, lookup, now, { ...POLICY, sigv2: false }))).toBe("InvalidRequest");
+    expect(await s3Code(authenticate(v2("GET", "/b/k", "not a date", "qgk2+6Sv9/oM7G3qLEjTH1a1l1g="), lookup, now, POLICY))).toBe("AccessDenied");
+    expect(await s3Code(authenticate(with_({ authorization: `AWS ${AK}` }), lookup, now, POLICY))).toBe("AuthorizationHeaderMalformed");
+  });
+
+  test("presigned: valid until Expires, at most a week ahead, no parameter twice", async () => {
+    // HMAC-SHA1 of "GET\n\n\n1175139620\n/awsexamplebucket1/photos/puppy.jpg", computed with Python's hmac
+    const url = `/awsexamplebucket1/photos/puppy.jpg?AWSAccessKeyId=${AK}&Expires=1175139620&Signature=1No4mq5ETf02z8aet9voy6gui6E%3D`;
+    const presigned = (u: string, now: number) =>
+      s3Code(authenticate(parseRequest({ method: "GET", url: u, clientAddress: "", scheme: "http", rawHeaders: ["host", "s3.amazonaws.com"] }), lookup, now, POLICY));
+    expect(await presigned(url, 1175139619_000)).toBe("ok");
+    expect(await presigned(url, 1175139620_000)).toBe("AccessDenied");
+    expect(await presigned(url, 1175139620_000 - 8 * 86400_000)).toBe("AuthorizationQueryParametersError");
+    expect(await presigned(url.replace("puppy", "kitty"), 1175139619_000)).toBe("SignatureDoesNotMatch");
+    expect(await presigned(`${url}&Signature=AAAA`, 1175139619_000)).toBe("AuthorizationQueryParametersError");
+    expect(await presigned(url.replace("Expires=1175139620&", ""), 1175139619_000)).toBe("AuthorizationQueryParametersError");
+    const both = parseRequest({ method: "GET", url, clientAddress: "", scheme: "http", rawHeaders: ["host", "s3.amazonaws.com", "authorization", `AWS ${AK}:x`] });
+    expect(await s3Code(authenticate(both, lookup, 1175139619_000, POLICY))).toBe("InvalidArgument");
   });
 });

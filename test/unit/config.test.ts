@@ -30,7 +30,9 @@ function problem(text: string, e: Record<string, string> = env): string {
 describe("osp.toml", () => {
   test("a valid file, with defaults and ${VAR}", () => {
     const c = parseConfig(base + `[hooks]\nmodule = "./hooks.ts"\n`, env, "/etc/osp");
-    expect(c.server).toMatchObject({ httpPort: 8080, bind: "0.0.0.0", workers: 0, maxClockSkew: 900 });
+    expect(c.server).toMatchObject({ httpPort: 8080, bind: "0.0.0.0", workers: 0, maxClockSkew: 900, sigv2: true });
+    expect(parseConfig(base.replace("http_port = 8080", "http_port = 8080\nsigv2 = false"), env, "/etc/osp").server.sigv2).toBe(false);
+    expect(problem(base.replace("http_port = 8080", 'http_port = 8080\nsigv2 = "no"'))).toBe("server.sigv2: expected boolean, found string");
     expect(c.keys).toEqual([{ accessKey: "AK", secretKey: "s3cret", buckets: ["a-bucket"], readOnly: false }]);
     expect(c.hooks.module).toBe("/etc/osp/hooks.ts");
     const b = c.buckets.get("a-bucket")!;
