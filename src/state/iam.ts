@@ -39,8 +39,9 @@ export function parseTokenResponse(status: number, body: unknown, now: number): 
 }
 
 /** One exchange of an API key for a token: POST application/x-www-form-urlencoded, JSON back. */
-export async function requestToken(endpoint: string, apiKey: string, timeoutSeconds: number, now = Date.now): Promise<IamToken> {
+export async function requestToken(endpoint: string, apiKey: string, timeoutSeconds: number): Promise<IamToken> {
   let res: Response;
+  const sentAt = Date.now(); // expires_in counts from IAM's answer; counting from the request is on the safe side
   try {
     res = await fetch(endpoint, {
       method: "POST",
@@ -57,7 +58,7 @@ export async function requestToken(endpoint: string, apiKey: string, timeoutSeco
   }
   const body = await res.json().catch(() => undefined);
   try {
-    return parseTokenResponse(res.status, body, now());
+    return parseTokenResponse(res.status, body, sentAt);
   } catch (e) {
     // IAM's own words are passed on, unless they were to repeat the key
     throw e instanceof S3Error && e.message.includes(apiKey) ? iamFailure(`IAM answered ${res.status}`) : e;
