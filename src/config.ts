@@ -1,5 +1,6 @@
 import { parse as parseToml } from "smol-toml";
 import { dirname, resolve } from "node:path";
+import { readFileSync } from "node:fs";
 import { DEFAULT_IAM_ENDPOINT } from "./state/iam.ts";
 
 /** The validated configuration: what osp.toml says, with defaults filled in and ${VAR}s read. */
@@ -65,7 +66,8 @@ export interface BucketConfig {
   apiKey?: string;
   /** IBM COS service instance, sent as ibm-service-instance-id with bearer tokens (bucket creation needs it). */
   serviceInstanceId?: string;
-
+  /** TLS to an https backend: a private CA (PEM text) and, for development only, no verification. */
+  tls: { ca?: string; rejectUnauthorized: boolean };
   /** Seconds that credentials and authorization decisions for this bucket are cached. */
   ttl: number;
 }
@@ -146,7 +148,18 @@ function parseEndpoint(s: string, where: string): URL {
 
 const BUCKET_NAME = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
 
-/** Validates a parsed TOML document. `baseDir` resolves a relative hooks module path. */
+function readCertificates(path: string, where: string): string {
+  let pem: string;
+  try {
+    pem = readFileSync(path, "utf8");
+  } catch (e) {
+    throw new ConfigError(where, `cannot read ${path} (${(e as { code?: string }).code ?? e})`);
+  }
+  if (!pem.includes("-----BEGIN CERTIFICATE-----")) throw new ConfigError(where, `${path} holds no PEM certificate`);
+  return pem;
+}
+
+/** Validates a parsed TOML document. `baseDir` resolves relative paths (hooks module, certificates). */
 export function validateConfig(doc: unknown, env: Record<string, string | undefined>, baseDir: string): Config {
   if (!isTable(doc)) throw new ConfigError("osp.toml", "expected a TOML document");
   const d = doc;
@@ -215,6 +228,7 @@ export function validateConfig(doc: unknown, env: Record<string, string | undefi
     const f = fields(b, where, {
       endpoint: "string", region: "string", addressing_style: "string", backend_bucket: "string",
       access_key: "string", secret_key: "string", apikey: "string", service_instance_id: "string", ttl: "integer",
+      ca_file: "string", tls_verify: "boolean",
     }, env);
     const endpoint = f<string>("endpoint");
     if (!endpoint) throw new ConfigError(`${where}.endpoint`, "is required");
@@ -229,6 +243,10 @@ export function validateConfig(doc: unknown, env: Record<string, string | undefi
     const backendBucket = f<string>("backend_bucket") ?? name;
     if (!BUCKET_NAME.test(backendBucket)) throw new ConfigError(`${where}.backend_bucket`, "not a valid bucket name");
     const url = parseEndpoint(endpoint, `${where}.endpoint`);
+    const caFile = f<string>("ca_file");
+    const tlsVerify = f<boolean>("tls_verify");
+    if ((caFile !== undefined || tlsVerify !== undefined) && url.protocol !== "https:")
+      throw new ConfigError(where, "ca_file and tls_verify are for https endpoints");
     buckets.set(name, {
       name,
       endpoint: url,
@@ -237,6 +255,7 @@ export function validateConfig(doc: unknown, env: Record<string, string | undefi
       backendBucket,
       accessKey, secretKey, apiKey,
       serviceInstanceId: f<string>("service_instance_id"),
+      tls: { ca: caFile === undefined ? undefined : readCertificates(resolve(baseDir, caFile), `${where}.ca_file`), rejectUnauthorized: tlsVerify ?? true },
       ttl: inRange(f<number>("ttl") ?? 300, 0, 86400 * 7, `${where}.ttl`),
     });
   }

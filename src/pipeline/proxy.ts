@@ -64,7 +64,7 @@ export async function proxy(p: Pipeline, req: ParsedRequest, body: ReadableStrea
   const url = upstreamUrl(bucket, req.key, req.query);
   const auth = await upstreamAuth(creds, p.tokens);
   const headers = await resign(req.method, url, forwardedHeaders(req.headers, identity.info.signedHeaders, overrides), auth, bucket);
-  const upstream = await forward({ method: req.method, url, headers, body: payload.body }, bucket.name, signal, p.config.server.upstreamTimeout)
+  const upstream = await forward({ method: req.method, url, headers, body: payload.body, tls: bucket.tls }, bucket.name, signal, p.config.server.upstreamTimeout)
     .catch((e) => Promise.reject(payload.failure() ?? e));
   return respond(upstream, req, bucket);
 }
