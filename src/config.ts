@@ -1,5 +1,7 @@
 import { parse as parseToml } from "smol-toml";
 import { dirname, resolve } from "node:path";
+import { readFileSync } from "node:fs";
+import { DEFAULT_IAM_ENDPOINT } from "./state/iam.ts";
 
 /** The validated configuration: what osp.toml says, with defaults filled in and ${VAR}s read. */
 export interface Config {
@@ -28,6 +30,10 @@ export interface ServerConfig {
   /** Whether clients may sign with Signature Version 2 (verified, then re-signed with SigV4). */
   sigv2: boolean;
   accessLog: boolean;
+  /** IBM Cloud IAM token endpoint, where API keys are exchanged for bearer tokens. */
+  iamEndpoint: string;
+  /** Seconds to wait for the IAM token endpoint, then 504. */
+  iamTimeout: number;
 }
 
 /** A frontend keypair and what it may do. */
@@ -60,6 +66,10 @@ export interface BucketConfig {
   secretKey?: string;
   /** IBM COS IAM API key, exchanged for a bearer token. */
   apiKey?: string;
+  /** IBM COS service instance, sent as ibm-service-instance-id with bearer tokens (bucket creation needs it). */
+  serviceInstanceId?: string;
+  /** TLS to an https backend: a private CA (PEM text) and, for development only, no verification. */
+  tls: { ca?: string; rejectUnauthorized: boolean };
   /** Seconds that credentials and authorization decisions for this bucket are cached. */
   ttl: number;
 }
@@ -119,7 +129,7 @@ function inRange(v: number, lo: number, hi: number, where: string): number {
   return v;
 }
 
-function parseEndpoint(s: string, where: string): URL {
+function parseUrl(s: string, where: string): URL {
   let url: URL;
   try {
     url = new URL(s);
@@ -128,6 +138,11 @@ function parseEndpoint(s: string, where: string): URL {
   }
   if (url.protocol !== "http:" && url.protocol !== "https:")
     throw new ConfigError(where, `scheme must be http or https, found ${url.protocol.slice(0, -1)}`);
+  return url;
+}
+
+function parseEndpoint(s: string, where: string): URL {
+  const url = parseUrl(s, where);
   if ((url.pathname !== "/" && url.pathname !== "") || url.search || url.hash || url.username || url.password)
     throw new ConfigError(where, "must be scheme://host[:port] with no path, query or credentials");
   return url;
@@ -135,7 +150,18 @@ function parseEndpoint(s: string, where: string): URL {
 
 const BUCKET_NAME = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
 
-/** Validates a parsed TOML document. `baseDir` resolves a relative hooks module path. */
+function readCertificates(path: string, where: string): string {
+  let pem: string;
+  try {
+    pem = readFileSync(path, "utf8");
+  } catch (e) {
+    throw new ConfigError(where, `cannot read ${path} (${(e as { code?: string }).code ?? e})`);
+  }
+  if (!pem.includes("-----BEGIN CERTIFICATE-----")) throw new ConfigError(where, `${path} holds no PEM certificate`);
+  return pem;
+}
+
+/** Validates a parsed TOML document. `baseDir` resolves relative paths (hooks module, certificates). */
 export function validateConfig(doc: unknown, env: Record<string, string | undefined>, baseDir: string): Config {
   if (!isTable(doc)) throw new ConfigError("osp.toml", "expected a TOML document");
   const d = doc;
@@ -147,7 +173,7 @@ export function validateConfig(doc: unknown, env: Record<string, string | undefi
   const s = fields(d.server ?? {}, "server", {
     bind: "string", http_port: "integer", https_port: "integer", tls_cert: "string", tls_key: "string",
     metrics_port: "integer", workers: "integer", upstream_timeout: "integer",
-    max_clock_skew: "integer", sigv2: "boolean", access_log: "boolean",
+    max_clock_skew: "integer", sigv2: "boolean", access_log: "boolean", iam_endpoint: "string", iam_timeout: "integer",
   }, env);
   const port = (name: string) => (s<number>(name) === undefined ? undefined : inRange(s<number>(name)!, 0, 65535, `server.${name}`));
   const httpsPort = port("https_port");
@@ -167,6 +193,8 @@ export function validateConfig(doc: unknown, env: Record<string, string | undefi
     maxClockSkew: inRange(s<number>("max_clock_skew") ?? 900, 1, 86400, "server.max_clock_skew"),
     sigv2: s<boolean>("sigv2") ?? true,
     accessLog: s<boolean>("access_log") ?? false,
+    iamEndpoint: parseUrl(s<string>("iam_endpoint") ?? DEFAULT_IAM_ENDPOINT, "server.iam_endpoint").href,
+    iamTimeout: inRange(s<number>("iam_timeout") ?? 10, 1, 600, "server.iam_timeout"),
   };
 
   const rawKeys = d.keys ?? [];
@@ -202,7 +230,8 @@ export function validateConfig(doc: unknown, env: Record<string, string | undefi
     if (!BUCKET_NAME.test(name)) throw new ConfigError(where, "bucket names are 3-63 characters of a-z, 0-9, '.' and '-'");
     const f = fields(b, where, {
       endpoint: "string", region: "string", addressing_style: "string", backend_bucket: "string",
-      access_key: "string", secret_key: "string", apikey: "string", ttl: "integer",
+      access_key: "string", secret_key: "string", apikey: "string", service_instance_id: "string", ttl: "integer",
+      ca_file: "string", tls_verify: "boolean",
     }, env);
     const endpoint = f<string>("endpoint");
     if (!endpoint) throw new ConfigError(`${where}.endpoint`, "is required");
@@ -216,13 +245,20 @@ export function validateConfig(doc: unknown, env: Record<string, string | undefi
     if (apiKey && accessKey) throw new ConfigError(where, "apikey and access_key/secret_key are exclusive");
     const backendBucket = f<string>("backend_bucket") ?? name;
     if (!BUCKET_NAME.test(backendBucket)) throw new ConfigError(`${where}.backend_bucket`, "not a valid bucket name");
+    const url = parseEndpoint(endpoint, `${where}.endpoint`);
+    const caFile = f<string>("ca_file");
+    const tlsVerify = f<boolean>("tls_verify");
+    if ((caFile !== undefined || tlsVerify !== undefined) && url.protocol !== "https:")
+      throw new ConfigError(where, "ca_file and tls_verify are for https endpoints");
     buckets.set(name, {
       name,
-      endpoint: parseEndpoint(endpoint, `${where}.endpoint`),
+      endpoint: url,
       region: f<string>("region") ?? "us-east-1",
       addressingStyle: style,
       backendBucket,
       accessKey, secretKey, apiKey,
+      serviceInstanceId: f<string>("service_instance_id"),
+      tls: { ca: caFile === undefined ? undefined : readCertificates(resolve(baseDir, caFile), `${where}.ca_file`), rejectUnauthorized: tlsVerify ?? true },
       ttl: inRange(f<number>("ttl") ?? 300, 0, 86400 * 7, `${where}.ttl`),
     });
   }

@@ -1,4 +1,5 @@
 /** forward: send the re-signed request to the backend, streaming the body, within a deadline. */
+import type { BucketConfig } from "../config.ts";
 import { S3Error } from "../errors.ts";
 
 export interface UpstreamRequest {
@@ -6,7 +7,11 @@ export interface UpstreamRequest {
   url: string;
   headers: Headers;
   body: ReadableStream<Uint8Array> | null;
+  tls: BucketConfig["tls"];
 }
+
+/** Certificate verification failures as BoringSSL names them, e.g. UNABLE_TO_VERIFY_LEAF_SIGNATURE, CERT_HAS_EXPIRED. */
+const UNTRUSTED_CERTIFICATE = /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|UNABLE_TO_GET_ISSUER/;
 
 /**
  * The deadline covers the wait for response headers only: a long download or upload is not
@@ -24,12 +29,15 @@ export async function forward(up: UpstreamRequest, bucket: string, clientSignal:
       redirect: "manual",
       decompress: false,
       duplex: "half", // a streamed request body
+      tls: up.tls,
     });
   } catch (e) {
     if (deadline.signal.aborted)
       throw new S3Error(504, "GatewayTimeout", `The backend of bucket ${bucket} did not answer within ${timeoutSeconds} s`);
     if (clientSignal.aborted) throw new S3Error(499, "RequestAborted", "The client closed the request");
     const reason = e instanceof Error ? ((e as { code?: string }).code ?? e.name) : "error";
+    if (UNTRUSTED_CERTIFICATE.test(reason))
+      throw new S3Error(502, "BadGateway", `The backend of bucket ${bucket} could not be reached: its TLS certificate is not trusted (${reason}); a private CA goes in ca_file`);
     throw new S3Error(502, "BadGateway", `The backend of bucket ${bucket} could not be reached (${reason})`);
   } finally {
     clearTimeout(timer);

@@ -8,7 +8,8 @@ import { S3Error, notImplemented } from "../errors.ts";
 import type { ParsedRequest } from "./request.ts";
 import { authenticate, type Identity, type SecretLookup } from "./authenticate.ts";
 import { createAuthorizer, requireAllowed, type Authorizer } from "./authorize.ts";
-import { createCredentialSource, hmacKeys, sameAccount, type CredentialSource } from "../state/credentials.ts";
+import { createCredentialSource, sameAccount, upstreamAuth, type CredentialSource } from "../state/credentials.ts";
+import { createTokenSource, requestToken, type TokenSource } from "../state/iam.ts";
 import { backendCopySource, bucketFor, parseCopySource, upstreamUrl } from "./route.ts";
 import { forwardedHeaders, resign } from "./resign.ts";
 import { upstreamBody } from "./payload.ts";
@@ -23,6 +24,8 @@ export interface Pipeline {
   lookupSecret: SecretLookup;
   authorize: Authorizer;
   credentials: CredentialSource;
+  /** IAM bearer tokens for IBM COS API keys. */
+  tokens: TokenSource;
   startedAt: Date;
 }
 
@@ -32,6 +35,7 @@ export function createPipeline(config: Config, hooks: Hooks): Pipeline {
     lookupSecret: createSecretLookup(config, hooks),
     authorize: createAuthorizer(config, hooks),
     credentials: createCredentialSource(config, hooks),
+    tokens: createTokenSource((apiKey) => requestToken(config.server.iamEndpoint, apiKey, config.server.iamTimeout)),
     startedAt: new Date(),
   };
 }
@@ -57,10 +61,10 @@ export async function proxy(p: Pipeline, req: ParsedRequest, body: ReadableStrea
     overrides["x-amz-copy-source"] = backendCopySource(srcBucket, src);
   }
 
-  const keys = hmacKeys(creds);
   const url = upstreamUrl(bucket, req.key, req.query);
-  const headers = await resign(req.method, url, forwardedHeaders(req.headers, identity.signedHeaders, overrides), keys, bucket.region);
-  const upstream = await forward({ method: req.method, url, headers, body: payload.body }, bucket.name, signal, p.config.server.upstreamTimeout)
+  const auth = await upstreamAuth(creds, p.tokens);
+  const headers = await resign(req.method, url, forwardedHeaders(req.headers, identity.signedHeaders, overrides), auth, bucket);
+  const upstream = await forward({ method: req.method, url, headers, body: payload.body, tls: bucket.tls }, bucket.name, signal, p.config.server.upstreamTimeout)
     .catch((e) => Promise.reject(payload.failure() ?? e));
   return respond(upstream, req, bucket);
 }

@@ -1,6 +1,7 @@
-/** re-sign: the client's request as the backend must see it, signed with the bucket's backend keys. */
+/** re-sign: the client's request as the backend must see it, signed with the bucket's backend keys or carrying its IAM bearer token. */
 
-import type { BackendCredentials } from "../hooks.ts";
+import type { BucketConfig } from "../config.ts";
+import type { UpstreamAuth } from "../state/credentials.ts";
 import { Signer, type HeaderMap } from "../sigv4/sigv4.ts";
 
 /** Headers of the client's hop or of its own signature: never forwarded, signed or not. */
@@ -43,14 +44,23 @@ export function forwardedHeaders(headers: HeaderMap, signed: readonly string[], 
   return out;
 }
 
-export async function resign(method: string, url: string, headers: Headers, creds: BackendCredentials, region: string): Promise<Headers> {
+/**
+ * Signs with HMAC keys, or, for IBM COS with an IAM API key, carries the bearer token instead
+ * (with the bucket's service instance, which bucket creation needs, unless the client signed its own).
+ */
+export async function resign(method: string, url: string, headers: Headers, auth: UpstreamAuth, bucket: Pick<BucketConfig, "region" | "serviceInstanceId">): Promise<Headers> {
+  if (auth.kind === "bearer") {
+    headers.set("authorization", `Bearer ${auth.token}`);
+    if (bucket.serviceInstanceId && !headers.has("ibm-service-instance-id")) headers.set("ibm-service-instance-id", bucket.serviceInstanceId);
+    return headers;
+  }
   const signed = await new Signer({
     method, url, headers,
-    accessKeyId: creds.accessKey,
-    secretAccessKey: creds.secretKey,
-    sessionToken: creds.sessionToken,
+    accessKeyId: auth.accessKey,
+    secretAccessKey: auth.secretKey,
+    sessionToken: auth.sessionToken,
     service: "s3",
-    region,
+    region: bucket.region,
   }).sign();
   return signed.headers;
 }

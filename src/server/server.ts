@@ -58,8 +58,8 @@ function serve(config: Config, hooks: Hooks): Server[] {
     servers.push(listen(server, `http://${bind}:${httpPort}`, httpPort, bind));
   }
   if (httpsPort !== undefined) {
-    // HTTP/1.1 only: Bun's node:http2 server (with or without allowHTTP1) does not hold back
-    // upload bodies when the backend reads slowly, so an upload would fill memory (README).
+    // HTTP/1.1 only: beside HTTP/2 (node:http2 with allowHTTP1, or node:http behind ALPN) Bun does
+    // not hold back HTTP/1.1 upload bodies when the backend reads slowly, so memory fills (README).
     const server = createHttpsServer({ cert: readFileSync(tlsCert!), key: readFileSync(tlsKey!) }, listener);
     tune(server);
     servers.push(listen(server, `https://${bind}:${httpsPort}`, httpsPort, bind));

@@ -1,8 +1,9 @@
 /** Backend credentials of a bucket: from osp.toml, or from the fetchCredentials hook, cached per (token, bucket). */
 import type { BucketConfig, Config } from "../config.ts";
-import { S3Error, notImplemented } from "../errors.ts";
+import { S3Error } from "../errors.ts";
 import { callHook, type BackendCredentials, type Hooks } from "../hooks.ts";
 import { TtlCache } from "./cache.ts";
+import type { TokenSource } from "./iam.ts";
 
 /** HMAC keys, or an IBM COS IAM API key still to be exchanged for a bearer token. */
 export type ResolvedCredentials = ({ kind: "hmac" } & BackendCredentials) | { kind: "apikey"; apiKey: string };
@@ -34,10 +35,11 @@ export function createCredentialSource(config: Config, hooks: Hooks): Credential
   };
 }
 
-/** The HMAC keys to sign with; IBM IAM API keys are accepted in configuration but not exchanged yet. */
-export function hmacKeys(c: ResolvedCredentials): BackendCredentials {
-  if (c.kind === "apikey") throw notImplemented("IBM COS IAM API key authentication to the backend is not implemented yet; configure HMAC keys");
-  return c;
+/** How a request proves itself to its backend: a SigV4 signature with HMAC keys, or an IAM bearer token. */
+export type UpstreamAuth = ({ kind: "hmac" } & BackendCredentials) | { kind: "bearer"; token: string };
+
+export async function upstreamAuth(c: ResolvedCredentials, tokens: TokenSource): Promise<UpstreamAuth> {
+  return c.kind === "apikey" ? { kind: "bearer", token: await tokens(c.apiKey) } : c;
 }
 
 /** Whether two buckets' credentials are one backend account, so that a server-side copy can work. */

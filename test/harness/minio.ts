@@ -62,6 +62,10 @@ export interface StartMinioOptions {
   secretKey?: string;
   /** ms to wait for /minio/health/live (default 30000) */
   timeoutMs?: number;
+  /** serve HTTPS with public.crt/private.key from this directory (MinIO's --certs-dir) */
+  certsDir?: string;
+  /** the PEM text of the CA that signed that certificate, for the health check */
+  ca?: string;
 }
 
 async function startOnce(name: string, opts: StartMinioOptions): Promise<MinioServer> {
@@ -72,12 +76,12 @@ async function startOnce(name: string, opts: StartMinioOptions): Promise<MinioSe
   let consolePort = await freePort();
   while (consolePort === port) consolePort = await freePort();
   const dataDir = mkdtempSync(join(tmpdir(), `osp-minio-${name}-`));
-  const endpoint = `http://127.0.0.1:${port}`;
+  const endpoint = `${opts.certsDir ? "https" : "http"}://127.0.0.1:${port}`;
 
   let child: Collected;
   try {
     child = spawnCollecting(
-      [bin, "server", dataDir, "--address", `127.0.0.1:${port}`, "--console-address", `127.0.0.1:${consolePort}`],
+      [bin, "server", dataDir, "--address", `127.0.0.1:${port}`, "--console-address", `127.0.0.1:${consolePort}`, ...(opts.certsDir ? ["--certs-dir", opts.certsDir] : [])],
       {
         env: {
           ...process.env,
@@ -116,7 +120,7 @@ async function startOnce(name: string, opts: StartMinioOptions): Promise<MinioSe
         throw new Error(`minio ${name} exited early (code ${child.proc.exitCode ?? child.proc.signalCode})`);
       }
       try {
-        const res = await fetch(`${endpoint}/minio/health/live`, { signal: AbortSignal.timeout(1000) });
+        const res = await fetch(`${endpoint}/minio/health/live`, { signal: AbortSignal.timeout(1000), tls: { ca: opts.ca } });
         await res.arrayBuffer();
         if (res.status === 200) break;
       } catch {

@@ -37,12 +37,21 @@ describe("osp.toml", () => {
     expect(c.hooks.module).toBe("/etc/osp/hooks.ts");
     const b = c.buckets.get("a-bucket")!;
     expect(b.endpoint.origin).toBe("https://s3.example.com:9000");
-    expect(b).toMatchObject({ region: "eu-de", addressingStyle: "virtual", backendBucket: "real-name", ttl: 300 });
+    expect(b).toMatchObject({ region: "eu-de", addressingStyle: "virtual", backendBucket: "real-name", ttl: 300, tls: { rejectUnauthorized: true } });
+    expect(c.server).toMatchObject({ iamEndpoint: "https://iam.cloud.ibm.com/identity/token", iamTimeout: 10 });
+  });
+
+  test("backend TLS: a CA file relative to osp.toml, and verification that can be switched off", () => {
+    expect(() => parseConfig(base + `ca_file = "../../osp.toml"\n`, env, import.meta.dir)).toThrow(/^buckets\.a-bucket\.ca_file: \/.*\/osp\.toml holds no PEM certificate$/);
+    expect(problem(base + `ca_file = "missing.pem"\n`)).toBe("buckets.a-bucket.ca_file: cannot read /etc/osp/missing.pem (ENOENT)");
+    expect(problem(base.replace("https://s3.example.com:9000", "http://s3.example.com") + "tls_verify = false\n")).toBe("buckets.a-bucket: ca_file and tls_verify are for https endpoints");
+    expect(parseConfig(base + "tls_verify = false\n", env, "/etc/osp").buckets.get("a-bucket")!.tls).toEqual({ ca: undefined, rejectUnauthorized: false });
   });
 
   test("each mistake names its field", () => {
+    expect(problem(base.replace("http_port = 8080", 'iam_endpoint = "iam.example"'))).toBe('server.iam_endpoint: not a valid URL: "iam.example"');
     expect(problem(base, {})).toBe("keys[0].secret_key: environment variable SECRET is not set");
-    expect(problem(base + "extra = 1\n")).toBe("buckets.a-bucket.extra: unknown field (known: endpoint, region, addressing_style, backend_bucket, access_key, secret_key, apikey, ttl)");
+    expect(problem(base + "extra = 1\n")).toBe("buckets.a-bucket.extra: unknown field (known: endpoint, region, addressing_style, backend_bucket, access_key, secret_key, apikey, service_instance_id, ttl, ca_file, tls_verify)");
     expect(problem(base.replace("http_port = 8080", 'http_port = "8080"'))).toBe("server.http_port: expected integer, found string");
     expect(problem(base.replace("http_port = 8080", "http_port = 70000"))).toBe("server.http_port: must be between 0 and 65535, found 70000");
     expect(problem(base.replace("https://s3.example.com:9000", "s3.example.com"))).toBe('buckets.a-bucket.endpoint: not a valid URL: "s3.example.com"');
