@@ -246,7 +246,8 @@ async function runBun(args: Args, env: Record<string, string | undefined>, tty: 
       return null;
     }
   }
-  const cmd = [process.execPath, "test", ...targets];
+  // the preload's setDefaultTimeout did not reach every file when units and integration ran together
+  const cmd = [process.execPath, "test", "--timeout", "120000", ...targets];
   if (args.filter) cmd.push("-t", args.filter);
   const r = await runStreaming(cmd, { ...env, FORCE_COLOR: tty ? "1" : env.FORCE_COLOR });
   return judge("bun test", r, parseBunCounts(r.text));
