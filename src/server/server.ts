@@ -16,13 +16,25 @@ import { createApp, registry } from "./app.ts";
 import { createPipeline } from "../pipeline/proxy.ts";
 import { S3Error, errorResponse } from "../errors.ts";
 import { newRequestId } from "../pipeline/request.ts";
+import { firstHeldPort } from "./port.ts";
 
 const GRACE_MS = 10_000;
 
 export const workerCount = (config: Config) => config.server.workers || availableParallelism();
 
-/** Starts osp: in the primary, forks the workers; in a worker (or with one worker), serves. */
-export function startServer(config: Config, hooks: Hooks): void {
+/**
+ * Starts osp: in the primary, forks the workers; in a worker (or with one worker), serves.
+ * Exits with 1 when one of its ports is held by another process, before anything listens.
+ */
+export async function startServer(config: Config, hooks: Hooks): Promise<void> {
+  if (cluster.isPrimary) {
+    const { bind, httpPort, httpsPort, metricsPort } = config.server;
+    const held = await firstHeldPort([httpPort, httpsPort, metricsPort].filter((p) => p !== undefined), bind);
+    if (held) {
+      console.error(`osp: port ${held.port} on ${bind} is ${held.code === "EADDRINUSE" ? "already in use" : `not available (${held.code})`}`);
+      process.exit(1);
+    }
+  }
   if (workerCount(config) > 1 && cluster.isPrimary) return startPrimary(config);
   const servers = serve(config, hooks);
   if (config.server.metricsPort !== undefined) {

@@ -223,6 +223,54 @@ describe("the worker pool", () => {
   });
 });
 
+describe("a port that is ours", () => {
+  const config = (port: number, workers: number, extra: Record<string, number> = {}) =>
+    serverToml(port, { workers, ...extra }) + keyToml(env.accessKey, env.secretKey) + bucketToml(env.bucketA, env.minioA);
+  const refused = async (port: number, toml: string) => {
+    const r = await runOspOnce({ configToml: toml });
+    expect({ code: r.code, lines: r.output.trim().split("\n") }).toEqual({ code: 1, lines: [`osp: port ${port} on 127.0.0.1 is already in use`] });
+  };
+
+  test("a plain listener on the port: osp refuses to start, whatever the worker count", async () => {
+    const holder = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+    try {
+      for (const workers of [1, 2]) await refused(holder.port, config(holder.port, workers));
+      // the metrics port is checked as well
+      for (const workers of [1, 2]) await refused(holder.port, config(await freePort(), workers, { metrics_port: holder.port }));
+    } finally {
+      holder.stop(true);
+    }
+  });
+
+  test("an SO_REUSEPORT listener on the port (Bun.serve, MinIO): osp refuses instead of sharing its traffic", async () => {
+    const holder = Bun.serve({ hostname: "127.0.0.1", port: 0, reusePort: true, fetch: () => new Response("holder") });
+    try {
+      for (const workers of [1, 2]) await refused(holder.port!, config(holder.port!, workers));
+      expect(await (await fetch(holder.url)).text()).toBe("holder");
+    } finally {
+      await holder.stop(true);
+    }
+    const minioPort = Number(new URL(env.minioA.endpoint).port);
+    for (const workers of [1, 2]) await refused(minioPort, config(minioPort, workers));
+    // MinIO still answers every request itself
+    for (let i = 0; i < 10; i++) expect((await fetch(`${env.minioA.endpoint}/minio/health/live`)).status).toBe(200);
+  });
+
+  test("a second osp on the same port refuses; the first keeps serving", async () => {
+    const port = await freePort();
+    const first = await startOsp({ configToml: config(port, 2) });
+    try {
+      for (const workers of [1, 2]) await refused(port, config(port, workers));
+      const client = sdkClient(first.endpoint);
+      await client.send(new PutObjectCommand({ Bucket: env.bucketA, Key: `${prefix}ours`, Body: "ours" }));
+      const got = await client.send(new GetObjectCommand({ Bucket: env.bucketA, Key: `${prefix}ours` }));
+      expect(await got.Body!.transformToString()).toBe("ours");
+    } finally {
+      await first.stop();
+    }
+  });
+});
+
 describe("metrics", () => {
   test("/metrics on its own port sums all workers, labelled by bucket and operation", async () => {
     const metricsPort = await freePort();
