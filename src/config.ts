@@ -75,8 +75,9 @@ export interface BucketConfig {
 }
 
 export class ConfigError extends Error {
-  constructor(where: string, problem: string) {
-    super(`${where}: ${problem}`);
+  /** `where` names the field; without it the problem is with the file as a whole. */
+  constructor(where: string | undefined, problem: string) {
+    super(where ? `${where}: ${problem}` : problem);
     this.name = "ConfigError";
   }
 }
@@ -163,7 +164,7 @@ function readCertificates(path: string, where: string): string {
 
 /** Validates a parsed TOML document. `baseDir` resolves relative paths (hooks module, certificates). */
 export function validateConfig(doc: unknown, env: Record<string, string | undefined>, baseDir: string): Config {
-  if (!isTable(doc)) throw new ConfigError("osp.toml", "expected a TOML document");
+  if (!isTable(doc)) throw new ConfigError(undefined, "expected a TOML document");
   const d = doc;
   for (const k of Object.keys(d)) {
     if (!["server", "keys", "hooks", "buckets"].includes(k))
@@ -276,14 +277,16 @@ export function parseConfig(text: string, env: Record<string, string | undefined
   try {
     doc = parseToml(text);
   } catch (e) {
-    const msg = e instanceof Error ? e.message.split("\n")[0]! : String(e);
-    throw new ConfigError("osp.toml", `not valid TOML: ${msg}`);
+    // smol-toml's message is a code excerpt after one line; its position is in line and column
+    const { message, line, column } = e as Error & { line?: number; column?: number };
+    const at = line ? ` at line ${line}, column ${column}` : "";
+    throw new ConfigError(undefined, `not valid TOML${at}: ${message.split("\n")[0]!.replace(/^Invalid TOML document: /, "")}`);
   }
   return validateConfig(doc, env, baseDir);
 }
 
 export async function loadConfig(path: string, env = process.env): Promise<Config> {
   const file = Bun.file(path);
-  if (!(await file.exists())) throw new ConfigError(path, "no such file");
+  if (!(await file.exists())) throw new ConfigError(undefined, "no such file");
   return parseConfig(await file.text(), env, dirname(resolve(path)));
 }

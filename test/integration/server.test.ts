@@ -23,7 +23,7 @@ describe("configuration", () => {
     const good = serverToml(await freePort()) + keyToml("AK", "sk") + bucketToml("alpha", env.minioA);
     const ok = await runOspOnce({ configToml: good, args: ["--check"] });
     expect(ok.code).toBe(0);
-    expect(ok.output).toContain("is valid: 1 buckets, 1 keys");
+    expect(ok.output).toContain("is valid: 1 bucket, 1 key, ");
 
     const cases: [string, string][] = [
       [good.replace('addressing_style = "path"', 'addressing_style = "dns"'), 'buckets.alpha.addressing_style: must be "virtual" or "path", found "dns"'],
@@ -41,6 +41,31 @@ describe("configuration", () => {
         expect(r.output).not.toMatch(/^\s+at /m);
       }
     }
+  });
+
+  test("the command line: --version; unknown options, missing values and stray arguments are one line and exit code 2", async () => {
+    const { version } = await import("../../package.json");
+    const v = await runOspOnce({ args: ["--version"] });
+    expect({ code: v.code, output: v.output }).toEqual({ code: 0, output: `osp ${version}\n` });
+    const cases: [string[], string][] = [
+      [["--bogus"], "osp: Unknown option '--bogus' (see --help)"],
+      [["--config"], "osp: Option '-c, --config <value>' argument missing (see --help)"],
+      [["--config="], "osp: option '--config' needs a file name (see --help)"],
+      [["--check", "extra.toml"], "osp: unexpected argument 'extra.toml' (see --help)"],
+      [["--check=yes"], "osp: Option '--check' does not take an argument (see --help)"],
+    ];
+    for (const [args, line] of cases) {
+      const r = await runOspOnce({ args });
+      expect({ args, code: r.code, output: r.output }).toEqual({ args, code: 2, output: line + "\n" });
+    }
+  });
+
+  test("a missing file is named once; a TOML syntax error names the file, line and column", async () => {
+    const missing = `/nonexistent-${prefix.replace("/", "")}/osp.toml`;
+    const r = await runOspOnce({ args: ["--check", "--config", missing] });
+    expect({ code: r.code, output: r.output }).toEqual({ code: 2, output: `osp: ${missing}: no such file\n` });
+    const bad = await runOspOnce({ configToml: serverToml(await freePort()) + "workers = = 2\n", args: ["--check"] });
+    expect({ code: bad.code, output: bad.output }).toEqual({ code: 2, output: `osp: ${bad.configPath}: not valid TOML at line 4, column 11: invalid value\n` });
   });
 });
 
@@ -300,6 +325,7 @@ describe("single binary", () => {
     const dir = (await Bun.$`mktemp -d`.text()).trim();
     try {
       await Bun.$`bun build --compile ${import.meta.dir}/../../osp.ts --outfile ${dir}/osp`.quiet();
+      expect((await Bun.$`${dir}/osp --version`.text()).trim()).toMatch(/^osp \d+\.\d+\.\d+$/);
       const port = await freePort();
       await Bun.write(`${dir}/osp.toml`, serverToml(port, { workers: 2 }) + keyToml(env.accessKey, env.secretKey) + bucketToml(env.bucketA, env.minioA));
       // run from its own directory: osp.toml is found in the working directory
