@@ -27,11 +27,11 @@ fi
 
 # --- node_modules --------------------------------------------------------------------------
 if [ -f bun.lock ]; then
-  bun install --frozen-lockfile >/tmp/osp-bun-install.log 2>&1 \
-    || { cat /tmp/osp-bun-install.log; say "bun install --frozen-lockfile failed"; exit 1; }
+  bun install --frozen-lockfile >"$INSTALL_LOGS/bun-install.log" 2>&1 \
+    || { cat "$INSTALL_LOGS/bun-install.log"; say "bun install --frozen-lockfile failed"; exit 1; }
 else
-  bun install >/tmp/osp-bun-install.log 2>&1 \
-    || { cat /tmp/osp-bun-install.log; say "bun install failed"; exit 1; }
+  bun install >"$INSTALL_LOGS/bun-install.log" 2>&1 \
+    || { cat "$INSTALL_LOGS/bun-install.log"; say "bun install failed"; exit 1; }
 fi
 say "node_modules ok"
 
@@ -51,11 +51,11 @@ if "$PY" -c 'import boto3, pytest, awscli, awscrt, S3' >/dev/null 2>&1; then
   say "python boto3/awscli/awscrt/pytest/s3cmd ok"
 else
   say "pip install boto3 awscli botocore[crt] pytest s3cmd"
-  if ! "$PY" -m pip install -q --disable-pip-version-check boto3 awscli "botocore[crt]" pytest s3cmd 2>/tmp/osp-pip.log; then
-    if grep -q externally-managed /tmp/osp-pip.log; then
+  if ! "$PY" -m pip install -q --disable-pip-version-check boto3 awscli "botocore[crt]" pytest s3cmd 2>"$INSTALL_LOGS/pip.log"; then
+    if grep -q externally-managed "$INSTALL_LOGS/pip.log"; then
       "$PY" -m pip install -q --disable-pip-version-check --break-system-packages boto3 awscli "botocore[crt]" pytest s3cmd
     else
-      cat /tmp/osp-pip.log
+      cat "$INSTALL_LOGS/pip.log"
       exit 1
     fi
   fi
@@ -69,5 +69,5 @@ if command -v ss >/dev/null 2>&1; then
   say "ss ok"
 else
   say "apt-get install iproute2"
-  { apt-get update -qq && apt-get install -y -qq iproute2; } >/tmp/osp-apt.log 2>&1 || { cat /tmp/osp-apt.log; exit 1; }
+  { apt-get update -qq && apt-get install -y -qq iproute2; } >"$INSTALL_LOGS/apt.log" 2>&1 || { cat "$INSTALL_LOGS/apt.log"; exit 1; }
 fi
