@@ -1,5 +1,5 @@
 /**
- * osp: an S3 reverse proxy. `bun run osp.ts [--config FILE] [--check] [--version]`
+ * osp: an S3 reverse proxy. `bun run osp.ts [--config FILE] [--check] [--healthcheck] [--version]`
  * Runs the osp.toml of the working directory unless --config names another.
  */
 import cluster from "node:cluster";
@@ -7,15 +7,17 @@ import { parseArgs } from "node:util";
 import { ConfigError, loadConfig, type Config } from "./src/config.ts";
 import { loadHooks, type Hooks } from "./src/hooks.ts";
 import { startServer, workerCount } from "./src/server/server.ts";
+import { askHealth } from "./src/server/admin.ts";
 import { version } from "./package.json";
 
 export { startServer } from "./src/server/server.ts";
 export type { Config } from "./src/config.ts";
 export type { Hooks, AuthorizeRequest, BackendCredentials } from "./src/hooks.ts";
 
-const USAGE = `usage: osp [--config FILE] [--check] [--version]
+const USAGE = `usage: osp [--config FILE] [--check] [--healthcheck] [--version]
   --config FILE  configuration (default: ./osp.toml)
   --check        validate the configuration and exit
+  --healthcheck  exit 0 if the osp of this configuration answers /healthz on admin_port, else 1
   --version      print the version and exit`;
 
 /** The command line, or one line saying what is wrong with it (exit code 2). */
@@ -26,6 +28,7 @@ function parseCommandLine(args: string[]) {
       options: {
         config: { type: "string", short: "c", default: "osp.toml" },
         check: { type: "boolean" },
+        healthcheck: { type: "boolean" },
         version: { type: "boolean", short: "V" },
         help: { type: "boolean", short: "h" },
       },
@@ -52,6 +55,12 @@ async function main(): Promise<void> {
   let hooks: Hooks = {};
   try {
     config = await loadConfig(values.config);
+    if (values.healthcheck) {
+      if (config.server.adminPort === undefined) throw new ConfigError("server.admin_port", "is needed by --healthcheck");
+      const problem = await askHealth(config);
+      if (problem) console.error(`osp: unhealthy: ${problem}`);
+      process.exit(problem ? 1 : 0);
+    }
     for (const [field, path] of [["server.tls_cert", config.server.tlsCert], ["server.tls_key", config.server.tlsKey]] as const) {
       if (path && !(await Bun.file(path).exists())) throw new ConfigError(field, `cannot read ${path}`);
     }

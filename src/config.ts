@@ -21,6 +21,8 @@ export interface ServerConfig {
   tlsKey?: string;
   /** Port of the Prometheus /metrics listener; none when absent. */
   metricsPort?: number;
+  /** Port of the /healthz and /readyz listener (may be metricsPort); none when absent. */
+  adminPort?: number;
   /** Worker processes; 0 in the file means one per CPU. */
   workers: number;
   /** Seconds to wait for a backend's response headers before answering 504. */
@@ -173,7 +175,7 @@ export function validateConfig(doc: unknown, env: Record<string, string | undefi
 
   const s = fields(d.server ?? {}, "server", {
     bind: "string", http_port: "integer", https_port: "integer", tls_cert: "string", tls_key: "string",
-    metrics_port: "integer", workers: "integer", upstream_timeout: "integer",
+    metrics_port: "integer", admin_port: "integer", workers: "integer", upstream_timeout: "integer",
     max_clock_skew: "integer", sigv2: "boolean", access_log: "boolean", iam_endpoint: "string", iam_timeout: "integer",
   }, env);
   const port = (name: string) => (s<number>(name) === undefined ? undefined : inRange(s<number>(name)!, 0, 65535, `server.${name}`));
@@ -189,6 +191,7 @@ export function validateConfig(doc: unknown, env: Record<string, string | undefi
     tlsCert: tlsCert && resolve(baseDir, tlsCert),
     tlsKey: tlsKey && resolve(baseDir, tlsKey),
     metricsPort: port("metrics_port"),
+    adminPort: port("admin_port"),
     workers: inRange(s<number>("workers") ?? 0, 0, 256, "server.workers"),
     upstreamTimeout: inRange(s<number>("upstream_timeout") ?? 120, 1, 86400, "server.upstream_timeout"),
     maxClockSkew: inRange(s<number>("max_clock_skew") ?? 900, 1, 86400, "server.max_clock_skew"),
@@ -197,6 +200,13 @@ export function validateConfig(doc: unknown, env: Record<string, string | undefi
     iamEndpoint: parseUrl(s<string>("iam_endpoint") ?? DEFAULT_IAM_ENDPOINT, "server.iam_endpoint").href,
     iamTimeout: inRange(s<number>("iam_timeout") ?? 10, 1, 600, "server.iam_timeout"),
   };
+
+  // one port, one listener: only the admin and metrics listeners may share theirs
+  const ports = [["http_port", server.httpPort], ["https_port", server.httpsPort], ["metrics_port", server.metricsPort], ["admin_port", server.adminPort]] as const;
+  for (const [i, [name, p]] of ports.entries()) {
+    const other = ports.slice(0, i).find(([o, q]) => p !== undefined && p !== 0 && q === p && !(o === "metrics_port" && name === "admin_port"));
+    if (other) throw new ConfigError(`server.${name}`, `${p} is also ${other[0]}`);
+  }
 
   const rawKeys = d.keys ?? [];
   if (!Array.isArray(rawKeys)) throw new ConfigError("keys", "expected an array of tables ([[keys]])");

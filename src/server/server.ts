@@ -17,6 +17,7 @@ import { createPipeline } from "../pipeline/proxy.ts";
 import { S3Error, errorResponse } from "../errors.ts";
 import { newRequestId } from "../pipeline/request.ts";
 import { firstHeldPort } from "./port.ts";
+import { adminServers, type AdminSources } from "./admin.ts";
 
 const GRACE_MS = 10_000;
 
@@ -28,8 +29,8 @@ export const workerCount = (config: Config) => config.server.workers || availabl
  */
 export async function startServer(config: Config, hooks: Hooks): Promise<void> {
   if (cluster.isPrimary) {
-    const { bind, httpPort, httpsPort, metricsPort } = config.server;
-    const held = await firstHeldPort([httpPort, httpsPort, metricsPort].filter((p) => p !== undefined), bind);
+    const { bind, httpPort, httpsPort, metricsPort, adminPort } = config.server;
+    const held = await firstHeldPort([httpPort, httpsPort, metricsPort, adminPort].filter((p) => p !== undefined), bind);
     if (held) {
       console.error(`osp: port ${held.port} on ${bind} is ${held.code === "EADDRINUSE" ? "already in use" : `not available (${held.code})`}`);
       process.exit(1);
@@ -37,14 +38,20 @@ export async function startServer(config: Config, hooks: Hooks): Promise<void> {
   }
   if (workerCount(config) > 1 && cluster.isPrimary) return startPrimary(config);
   const servers = serve(config, hooks);
-  if (config.server.metricsPort !== undefined) {
-    if (cluster.isWorker) {
+  if (cluster.isWorker) {
+    // tell the primary (for /readyz) once every listener of this worker is up
+    let waiting = servers.length;
+    for (const server of servers) server.once("listening", () => --waiting === 0 && process.send?.({ osp: "listening" }));
+    if (config.server.metricsPort !== undefined) {
       // answer the primary's metrics requests; prom-client attaches that listener in this constructor
       AggregatorRegistry.setRegistries([registry]);
       new AggregatorRegistry();
-    } else {
-      serveMetrics(config, () => registry.metrics(), registry.contentType);
     }
+  } else {
+    serveAdmin(config, {
+      metrics: { text: () => registry.metrics(), contentType: registry.contentType },
+      workers: () => ({ up: servers.every((s) => s.listening) ? 1 : 0, want: 1 }),
+    });
   }
   const stop = () => {
     let open = servers.length;
@@ -103,16 +110,9 @@ function listen<S extends Server>(server: S, url: string, port: number, bind: st
 const badRequestTarget = () =>
   errorResponse(new S3Error(400, "InvalidURI", "Couldn't parse the specified URI."), newRequestId(), "/", "GET");
 
-function serveMetrics(config: Config, metrics: () => Promise<string>, contentType: string): void {
-  createServer(async (req, res) => {
-    if (req.url !== "/metrics") return res.writeHead(404).end();
-    try {
-      const body = await metrics();
-      res.writeHead(200, { "content-type": contentType }).end(body);
-    } catch (e) {
-      res.writeHead(500).end(String(e));
-    }
-  }).listen(config.server.metricsPort, config.server.bind);
+/** /metrics, /healthz and /readyz, on their own ports (see admin.ts). */
+function serveAdmin(config: Config, sources: AdminSources): void {
+  for (const { port, server } of adminServers(config, sources)) listen(server, `http://${config.server.bind}:${port}`, port, config.server.bind);
 }
 
 function startPrimary(config: Config): void {
@@ -120,7 +120,10 @@ function startPrimary(config: Config): void {
   let stopping = false;
   const recentDeaths: number[] = [];
   const fork = () => cluster.fork();
+  const listening = new Set<number>();
+  cluster.on("message", (worker, message: { osp?: string }) => message?.osp === "listening" && listening.add(worker.id));
   cluster.on("exit", (worker, code, signal) => {
+    listening.delete(worker.id);
     if (stopping) {
       if (Object.keys(cluster.workers ?? {}).length === 0) process.exit(0);
       return;
@@ -140,10 +143,11 @@ function startPrimary(config: Config): void {
   const { bind, httpPort, httpsPort } = config.server;
   const urls = [httpPort !== undefined && `http://${bind}:${httpPort}`, httpsPort !== undefined && `https://${bind}:${httpsPort}`].filter(Boolean);
   console.log(`osp: ${n} workers on ${urls.join(" and ")}`);
-  if (config.server.metricsPort !== undefined) {
-    const aggregator = new AggregatorRegistry();
-    serveMetrics(config, () => aggregator.clusterMetrics(), aggregator.contentType);
-  }
+  const aggregator = config.server.metricsPort === undefined ? undefined : new AggregatorRegistry();
+  serveAdmin(config, {
+    metrics: aggregator && { text: () => aggregator.clusterMetrics(), contentType: aggregator.contentType },
+    workers: () => ({ up: listening.size, want: n }),
+  });
   const stop = () => {
     stopping = true;
     const workers = Object.values(cluster.workers ?? {});

@@ -2,6 +2,9 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { HeadObjectCommand, PutObjectCommand, GetObjectCommand } from "@aws-sdk/client-s3";
 import { connect } from "node:net";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { bucketToml, keyToml, serverToml } from "../harness/env.ts";
 import { freePort, runOspOnce, startOsp, type OspInstance } from "../harness/osp.ts";
 import { backendClient, env, randomBytes, rawRequest, sdkClient, sha256, signRaw, uniquePrefix, xmlCode } from "./util.ts";
@@ -245,6 +248,92 @@ describe("the worker pool", () => {
     osp.proc.kill("SIGTERM");
     expect(await osp.proc.exited).toBe(0);
     for (const pid of replaced) expect(() => process.kill(pid, 0)).toThrow();
+  });
+});
+
+describe("health and readiness", () => {
+  const readyz = async (port: number) => {
+    const res = await fetch(`http://127.0.0.1:${port}/readyz`);
+    return { status: res.status, body: (await res.json()) as { ready: boolean; workers: { up: number; want: number }; backends: Record<string, { status?: number; error?: string }>; reasons: string[] } };
+  };
+
+  test("/healthz, /readyz and /metrics on one admin port; the S3 port keeps those names for buckets and keys", async () => {
+    const admin = await freePort();
+    const toml = serverToml(await freePort(), { workers: 2, admin_port: admin, metrics_port: admin }) + keyToml(env.accessKey, env.secretKey) +
+      bucketToml(env.bucketA, env.minioA) + bucketToml(env.bucketB, env.minioB, { backend_bucket: env.bucketBBackend });
+    const osp = await startOsp({ configToml: toml });
+    try {
+      // what a container's HEALTHCHECK runs
+      expect(await runOspOnce({ configToml: toml, args: ["--healthcheck"] })).toMatchObject({ code: 0, output: "" });
+      const health = await fetch(`http://127.0.0.1:${admin}/healthz`);
+      expect({ status: health.status, body: await health.json() }).toEqual({ status: 200, body: { status: "ok" } });
+      let r = await readyz(admin);
+      for (let i = 0; i < 50 && r.status !== 200; i++, await Bun.sleep(100)) r = await readyz(admin);
+      expect(r.status).toBe(200);
+      expect(r.body).toMatchObject({ ready: true, workers: { up: 2, want: 2 }, reasons: [] });
+      // MinIO answers an unsigned HEAD / with an HTTP status: it is there
+      expect(r.body.backends[env.bucketA]).toMatchObject({ endpoint: env.minioA.endpoint, status: expect.any(Number) });
+      expect(r.body.backends[env.bucketB]).toMatchObject({ endpoint: env.minioB.endpoint, status: expect.any(Number) });
+      expect(await (await fetch(`http://127.0.0.1:${admin}/metrics`)).text()).toContain("osp_http_requests_total");
+      expect((await fetch(`http://127.0.0.1:${admin}/${env.bucketA}/x`)).status).toBe(404);
+      // on the S3 port, /healthz is a bucket name like any other: signed, routed, answered as S3
+      const client = sdkClient(osp.endpoint);
+      await client.send(new PutObjectCommand({ Bucket: env.bucketA, Key: "readyz", Body: "a key called readyz" }));
+      const got = await client.send(new GetObjectCommand({ Bucket: env.bucketA, Key: "readyz" }));
+      expect(await got.Body!.transformToString()).toBe("a key called readyz");
+      for (const path of ["/healthz", "/readyz"]) {
+        const res = await fetch(`${osp.endpoint}${path}`);
+        expect(res.status).toBe(403);
+        expect(xmlCode(await res.text())).toBe("AccessDenied");
+      }
+      const signed = await rawRequest(osp.endpoint, "GET", "/healthz", await signRaw("GET", osp.endpoint, "/healthz", {}, env.accessKey, env.secretKey));
+      expect({ status: signed.status, code: xmlCode(signed.body) }).toEqual({ status: 404, code: "NoSuchBucket" });
+    } finally {
+      await osp.stop();
+    }
+    const stopped = await runOspOnce({ configToml: toml, args: ["--healthcheck"] });
+    expect(stopped.code).toBe(1);
+    expect(stopped.output).toStartWith(`osp: unhealthy: http://127.0.0.1:${admin}/healthz: `);
+    const without = await runOspOnce({ configToml: toml.replace(/^admin_port = .*\n/m, ""), args: ["--healthcheck"] });
+    expect({ code: without.code, output: without.output }).toEqual({ code: 2, output: `osp: ${without.configPath}: server.admin_port: is needed by --healthcheck\n` });
+  });
+
+  test("/readyz is 503 with the reason while a worker is starting, and while a backend does not answer", async () => {
+    const admin = await freePort();
+    const dir = mkdtempSync(join(tmpdir(), "osp-ready-"));
+    // the second worker takes 5 s to start; the hooks module is loaded in every process
+    writeFileSync(join(dir, "slow.ts"), `import cluster from "node:cluster";\nif (cluster.worker?.id === 2) await Bun.sleep(5000);\n`);
+    const silent = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+    const hangs = { endpoint: `http://127.0.0.1:${silent.port}`, accessKey: "x", secretKey: "y" };
+    const down = { endpoint: `http://127.0.0.1:${env.downPort}`, accessKey: "x", secretKey: "y" };
+    const osp = await startOsp({
+      configToml: serverToml(await freePort(), { workers: 2, admin_port: admin }) + keyToml(env.accessKey, env.secretKey) +
+        `[hooks]\nmodule = ${JSON.stringify(join(dir, "slow.ts"))}\n` + bucketToml(env.bucketA, env.minioA) + bucketToml("down", down) + bucketToml("hangs", hangs),
+    });
+    try {
+      const starting = await readyz(admin);
+      expect(starting.status).toBe(503);
+      expect(starting.body.workers).toEqual({ up: 1, want: 2 });
+      expect(starting.body.reasons).toContain("1 of 2 workers are up");
+      let r = starting;
+      for (let i = 0; i < 10 && r.body.workers.up < 2; i++) {
+        const started = Date.now();
+        r = await readyz(admin);
+        expect(Date.now() - started).toBeLessThan(4000); // the backends are asked in parallel, for 2 s at most
+      }
+      expect(r.status).toBe(503);
+      expect(r.body.workers).toEqual({ up: 2, want: 2 });
+      expect(r.body.backends[env.bucketA]).toMatchObject({ status: expect.any(Number) });
+      expect(r.body.reasons).toEqual([
+        `bucket down: http://127.0.0.1:${env.downPort} did not answer: ECONNREFUSED: Unable to connect. Is the computer able to access the url?`,
+        `bucket hangs: http://127.0.0.1:${silent.port} did not answer: no answer within 2000 ms`,
+      ]);
+      expect((await fetch(`http://127.0.0.1:${admin}/healthz`)).status).toBe(200);
+    } finally {
+      await osp.stop();
+      silent.stop(true);
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
