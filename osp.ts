@@ -70,7 +70,8 @@ async function main(): Promise<void> {
   } catch (e) {
     const msg = e instanceof ConfigError ? e.message : `hooks.module: ${e instanceof Error ? e.message.split("\n")[0] : String(e)}`;
     console.error(`osp: ${values.config}: ${msg}`);
-    process.exit(2);
+    // a container health check may only say 0 (healthy) or 1 (unhealthy): 2 is reserved there
+    process.exit(values.healthcheck ? 1 : 2);
   }
   if (values.check) {
     const { buckets, keys } = config;

@@ -295,7 +295,7 @@ describe("health and readiness", () => {
     expect(stopped.code).toBe(1);
     expect(stopped.output).toStartWith(`osp: unhealthy: http://127.0.0.1:${admin}/healthz: `);
     const without = await runOspOnce({ configToml: toml.replace(/^admin_port = .*\n/m, ""), args: ["--healthcheck"] });
-    expect({ code: without.code, output: without.output }).toEqual({ code: 2, output: `osp: ${without.configPath}: server.admin_port: is needed by --healthcheck\n` });
+    expect({ code: without.code, output: without.output }).toEqual({ code: 1, output: `osp: ${without.configPath}: server.admin_port: is needed by --healthcheck\n` });
   });
 
   test("/readyz is 503 with the reason while a worker is starting, and while a backend does not answer", async () => {
