@@ -16,7 +16,7 @@ import { createApp, registry } from "./app.ts";
 import { createPipeline } from "../pipeline/proxy.ts";
 import { S3Error, errorResponse } from "../errors.ts";
 import { newRequestId } from "../pipeline/request.ts";
-import { firstHeldPort } from "./port.ts";
+import { firstHeldPort, sharedPort } from "./port.ts";
 import { adminServers, type AdminSources } from "./admin.ts";
 
 const GRACE_MS = 10_000;
@@ -29,12 +29,8 @@ export const workerCount = (config: Config) => config.server.workers || availabl
  */
 export async function startServer(config: Config, hooks: Hooks): Promise<void> {
   if (cluster.isPrimary) {
-    const { bind, httpPort, httpsPort, metricsPort, adminPort } = config.server;
-    const held = await firstHeldPort([httpPort, httpsPort, metricsPort, adminPort].filter((p) => p !== undefined), bind);
-    if (held) {
-      console.error(`osp: port ${held.port} on ${bind} is ${held.code === "EADDRINUSE" ? "already in use" : `not available (${held.code})`}`);
-      process.exit(1);
-    }
+    const held = await firstHeldPort(ports(config), config.server.bind);
+    if (held) refuse(held.port, config.server.bind, held.code);
   }
   if (workerCount(config) > 1 && cluster.isPrimary) return startPrimary(config);
   const servers = serve(config, hooks);
@@ -52,6 +48,14 @@ export async function startServer(config: Config, hooks: Hooks): Promise<void> {
       metrics: { text: () => registry.metrics(), contentType: registry.contentType },
       workers: () => ({ up: servers.every((s) => s.listening) ? 1 : 0, want: 1 }),
     });
+    // once listening: a process that bound one of the ports since the probe (port.ts) makes osp stop
+    let waiting = servers.length;
+    for (const server of servers) {
+      server.once("listening", () => {
+        const port = --waiting === 0 ? sharedPort(ports(config), [process.pid]) : null;
+        if (port !== null) refuse(port, config.server.bind);
+      });
+    }
   }
   const stop = () => {
     let open = servers.length;
@@ -63,6 +67,16 @@ export async function startServer(config: Config, hooks: Hooks): Promise<void> {
   };
   process.once("SIGTERM", stop);
   process.once("SIGINT", stop);
+}
+
+const ports = (config: Config) => {
+  const { httpPort, httpsPort, metricsPort, adminPort } = config.server;
+  return [httpPort, httpsPort, metricsPort, adminPort].filter((p) => p !== undefined);
+};
+
+function refuse(port: number, bind: string, code = "EADDRINUSE"): never {
+  console.error(`osp: port ${port} on ${bind} is ${code === "EADDRINUSE" ? "already in use" : `not available (${code})`}`);
+  process.exit(1);
 }
 
 /** The listeners of one process: HTTP/1.1, plain and/or over TLS. */
@@ -96,7 +110,8 @@ function tune(server: Server): void {
 }
 
 function listen<S extends Server>(server: S, url: string, port: number, bind: string): S {
-  server.on("error", (e: Error) => {
+  server.on("error", (e: NodeJS.ErrnoException) => {
+    if (e.code === "EADDRINUSE" || e.code === "EACCES") refuse(port, bind, e.code);
     console.error(`osp: cannot listen on ${url}: ${e.message}`);
     process.exit(1);
   });
@@ -121,7 +136,21 @@ function startPrimary(config: Config): void {
   const recentDeaths: number[] = [];
   const fork = () => cluster.fork();
   const listening = new Set<number>();
-  cluster.on("message", (worker, message: { osp?: string }) => message?.osp === "listening" && listening.add(worker.id));
+  let checked = false;
+  cluster.on("message", (worker, message: { osp?: string }) => {
+    if (message?.osp !== "listening") return;
+    listening.add(worker.id);
+    if (checked || listening.size < n) return;
+    checked = true;
+    // every worker listens: a process that bound one of the ports since the probe (port.ts) makes osp stop
+    const pids = [process.pid, ...Object.values(cluster.workers ?? {}).map((w) => w!.process.pid!)];
+    const port = sharedPort(ports(config), pids);
+    if (port === null) return;
+    // the workers may have accepted connections already: they finish them, then exit
+    stopping = true;
+    for (const w of Object.values(cluster.workers ?? {})) w?.process.kill("SIGTERM");
+    refuse(port, config.server.bind);
+  });
   cluster.on("exit", (worker, code, signal) => {
     listening.delete(worker.id);
     if (stopping) {

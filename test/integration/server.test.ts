@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { bucketToml, keyToml, serverToml } from "../harness/env.ts";
-import { freePort, runOspOnce, startOsp, type OspInstance } from "../harness/osp.ts";
+import { freePort, REPO_ROOT, runOspOnce, startOsp, type OspInstance } from "../harness/osp.ts";
 import { backendClient, env, randomBytes, rawRequest, sdkClient, sha256, signRaw, uniquePrefix, xmlCode } from "./util.ts";
 
 const prefix = uniquePrefix("server");
@@ -368,6 +368,36 @@ describe("a port that is ours", () => {
     for (const workers of [1, 2]) await refused(minioPort, config(minioPort, workers));
     // MinIO still answers every request itself
     for (let i = 0; i < 10; i++) expect((await fetch(`${env.minioA.endpoint}/minio/health/live`)).status).toBe(200);
+  });
+
+  test("a listener that arrives between osp's check and its workers' bind: osp stops, workers and all", async () => {
+    const port = await freePort();
+    const dir = mkdtempSync(join(tmpdir(), "osp-race-"));
+    // the workers bind 2 s after the primary checked the port
+    writeFileSync(join(dir, "slow.ts"), `import cluster from "node:cluster";\nif (cluster.isWorker) await Bun.sleep(2000);\n`);
+    const toml = config(port, 2) + `[hooks]\nmodule = ${JSON.stringify(join(dir, "slow.ts"))}\n`;
+    writeFileSync(join(dir, "osp.toml"), toml);
+    const osp = Bun.spawn([process.execPath, "run", join(REPO_ROOT, "osp.ts"), "--config", join(dir, "osp.toml")], { stdout: "pipe", stderr: "pipe", detached: true });
+    let holder: ReturnType<typeof Bun.serve> | undefined;
+    try {
+      const reader = osp.stdout.getReader();
+      let out = "";
+      while (!out.includes("workers on")) out += new TextDecoder().decode((await reader.read()).value);
+      holder = Bun.serve({ hostname: "127.0.0.1", port, reusePort: true, fetch: () => new Response("holder") });
+      expect(await Promise.race([osp.exited, Bun.sleep(10_000).then(() => "still running")])).toBe(1);
+      expect(await new Response(osp.stderr).text()).toBe(`osp: port ${port} on 127.0.0.1 is already in use\n`);
+      // the workers drain and exit too; then the holder is alone on its port
+      let left = "x";
+      for (let i = 0; i < 50 && left; i++, await Bun.sleep(100)) left = (await Bun.$`pgrep -g ${osp.pid}`.nothrow().text()).trim();
+      expect(left).toBe("");
+      for (let i = 0; i < 10; i++) expect(await (await fetch(`http://127.0.0.1:${port}/`)).text()).toBe("holder");
+    } finally {
+      try {
+        process.kill(-osp.pid, "SIGKILL");
+      } catch {}
+      await holder?.stop(true);
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test("a second osp on the same port refuses; the first keeps serving", async () => {
