@@ -24,8 +24,8 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   say "apt-get install ${need_apt[*]}"
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/tmp/osp-apt.log 2>&1 \
-    || { tail -20 /tmp/osp-apt.log; say "apt-get install failed"; exit 1; }
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >"$INSTALL_LOGS/apt.log" 2>&1 \
+    || { tail -20 "$INSTALL_LOGS/apt.log"; say "apt-get install failed"; exit 1; }
 fi
 say "nginx ok ($( (/usr/sbin/nginx -v || nginx -v) 2>&1 ))"
 
@@ -35,11 +35,11 @@ if "$PY" -c 'import object_storage_proxy' >/dev/null 2>&1; then
   say "object-storage-proxy ok ($("$PY" -c 'import importlib.metadata as m; print(m.version("object-storage-proxy"))'))"
 else
   say "pip install object-storage-proxy"
-  if ! "$PY" -m pip install -q --disable-pip-version-check object-storage-proxy 2>/tmp/osp-pip-bench.log; then
-    if grep -q externally-managed /tmp/osp-pip-bench.log; then
+  if ! "$PY" -m pip install -q --disable-pip-version-check object-storage-proxy 2>"$INSTALL_LOGS/pip-bench.log"; then
+    if grep -q externally-managed "$INSTALL_LOGS/pip-bench.log"; then
       "$PY" -m pip install -q --disable-pip-version-check --break-system-packages object-storage-proxy
     else
-      cat /tmp/osp-pip-bench.log
+      cat "$INSTALL_LOGS/pip-bench.log"
       say "object-storage-proxy could not be installed: the benchmark will run without it and say so"
     fi
   fi

@@ -21,6 +21,8 @@ export interface ServerConfig {
   tlsKey?: string;
   /** Port of the Prometheus /metrics listener; none when absent. */
   metricsPort?: number;
+  /** Port of the /healthz and /readyz listener (may be metricsPort); none when absent. */
+  adminPort?: number;
   /** Worker processes; 0 in the file means one per CPU. */
   workers: number;
   /** Seconds to wait for a backend's response headers before answering 504. */
@@ -75,8 +77,9 @@ export interface BucketConfig {
 }
 
 export class ConfigError extends Error {
-  constructor(where: string, problem: string) {
-    super(`${where}: ${problem}`);
+  /** `where` names the field; without it the problem is with the file as a whole. */
+  constructor(where: string | undefined, problem: string) {
+    super(where ? `${where}: ${problem}` : problem);
     this.name = "ConfigError";
   }
 }
@@ -163,7 +166,7 @@ function readCertificates(path: string, where: string): string {
 
 /** Validates a parsed TOML document. `baseDir` resolves relative paths (hooks module, certificates). */
 export function validateConfig(doc: unknown, env: Record<string, string | undefined>, baseDir: string): Config {
-  if (!isTable(doc)) throw new ConfigError("osp.toml", "expected a TOML document");
+  if (!isTable(doc)) throw new ConfigError(undefined, "expected a TOML document");
   const d = doc;
   for (const k of Object.keys(d)) {
     if (!["server", "keys", "hooks", "buckets"].includes(k))
@@ -172,7 +175,7 @@ export function validateConfig(doc: unknown, env: Record<string, string | undefi
 
   const s = fields(d.server ?? {}, "server", {
     bind: "string", http_port: "integer", https_port: "integer", tls_cert: "string", tls_key: "string",
-    metrics_port: "integer", workers: "integer", upstream_timeout: "integer",
+    metrics_port: "integer", admin_port: "integer", workers: "integer", upstream_timeout: "integer",
     max_clock_skew: "integer", sigv2: "boolean", access_log: "boolean", iam_endpoint: "string", iam_timeout: "integer",
   }, env);
   const port = (name: string) => (s<number>(name) === undefined ? undefined : inRange(s<number>(name)!, 0, 65535, `server.${name}`));
@@ -188,6 +191,7 @@ export function validateConfig(doc: unknown, env: Record<string, string | undefi
     tlsCert: tlsCert && resolve(baseDir, tlsCert),
     tlsKey: tlsKey && resolve(baseDir, tlsKey),
     metricsPort: port("metrics_port"),
+    adminPort: port("admin_port"),
     workers: inRange(s<number>("workers") ?? 0, 0, 256, "server.workers"),
     upstreamTimeout: inRange(s<number>("upstream_timeout") ?? 120, 1, 86400, "server.upstream_timeout"),
     maxClockSkew: inRange(s<number>("max_clock_skew") ?? 900, 1, 86400, "server.max_clock_skew"),
@@ -196,6 +200,13 @@ export function validateConfig(doc: unknown, env: Record<string, string | undefi
     iamEndpoint: parseUrl(s<string>("iam_endpoint") ?? DEFAULT_IAM_ENDPOINT, "server.iam_endpoint").href,
     iamTimeout: inRange(s<number>("iam_timeout") ?? 10, 1, 600, "server.iam_timeout"),
   };
+
+  // one port, one listener: only the admin and metrics listeners may share theirs
+  const ports = [["http_port", server.httpPort], ["https_port", server.httpsPort], ["metrics_port", server.metricsPort], ["admin_port", server.adminPort]] as const;
+  for (const [i, [name, p]] of ports.entries()) {
+    const other = ports.slice(0, i).find(([o, q]) => p !== undefined && p !== 0 && q === p && !(o === "metrics_port" && name === "admin_port"));
+    if (other) throw new ConfigError(`server.${name}`, `${p} is also ${other[0]}`);
+  }
 
   const rawKeys = d.keys ?? [];
   if (!Array.isArray(rawKeys)) throw new ConfigError("keys", "expected an array of tables ([[keys]])");
@@ -276,14 +287,16 @@ export function parseConfig(text: string, env: Record<string, string | undefined
   try {
     doc = parseToml(text);
   } catch (e) {
-    const msg = e instanceof Error ? e.message.split("\n")[0]! : String(e);
-    throw new ConfigError("osp.toml", `not valid TOML: ${msg}`);
+    // smol-toml's message is a code excerpt after one line; its position is in line and column
+    const { message, line, column } = e as Error & { line?: number; column?: number };
+    const at = line ? ` at line ${line}, column ${column}` : "";
+    throw new ConfigError(undefined, `not valid TOML${at}: ${message.split("\n")[0]!.replace(/^Invalid TOML document: /, "")}`);
   }
   return validateConfig(doc, env, baseDir);
 }
 
 export async function loadConfig(path: string, env = process.env): Promise<Config> {
   const file = Bun.file(path);
-  if (!(await file.exists())) throw new ConfigError(path, "no such file");
+  if (!(await file.exists())) throw new ConfigError(undefined, "no such file");
   return parseConfig(await file.text(), env, dirname(resolve(path)));
 }

@@ -1,5 +1,9 @@
-# Sourced by test/install.sh and bench/install.sh: Go's bin directory on PATH, and go_tool,
-# which installs a pinned Go module's command unless it is already there. Needs say().
+# Sourced by test/install.sh and bench/install.sh: Go's bin directory on PATH, go_tool, which
+# installs a pinned Go module's command unless it is already there, and INSTALL_LOGS, a directory
+# of this run's own for installers' output, removed on exit. Needs say().
+
+INSTALL_LOGS="$(mktemp -d "${TMPDIR:-/tmp}/osp-install-XXXXXX")"
+trap 'rm -rf "$INSTALL_LOGS"' EXIT
 
 if command -v go >/dev/null 2>&1; then
   GOBIN_DIR="$(go env GOBIN)"
@@ -17,8 +21,8 @@ go_tool() { # name, module@version, text its --version prints (mc is also Midnig
   fi
   command -v go >/dev/null 2>&1 || { say "go is needed to build $name but is not installed"; exit 1; }
   say "building $name with go install (takes several minutes the first time)"
-  if ! go install "$module" >"/tmp/osp-$name-install.log" 2>&1; then
-    tail -30 "/tmp/osp-$name-install.log"
+  if ! go install "$module" >"$INSTALL_LOGS/$name.log" 2>&1; then
+    tail -30 "$INSTALL_LOGS/$name.log"
     say "go install $name failed"
     exit 1
   fi

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install everything the test suites need. Idempotent; fast when everything is present.
-#   bun 1.4.x (npm), node_modules (bun install), minio (go install), boto3 + awscli + pytest (pip)
+#   bun 1.4.x (npm), node_modules (bun install), minio (go install), boto3 + awscli + pytest (pip),
+#   iproute2, podman, buildah, runc and mmdebstrap (apt-get)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -27,11 +28,11 @@ fi
 
 # --- node_modules --------------------------------------------------------------------------
 if [ -f bun.lock ]; then
-  bun install --frozen-lockfile >/tmp/osp-bun-install.log 2>&1 \
-    || { cat /tmp/osp-bun-install.log; say "bun install --frozen-lockfile failed"; exit 1; }
+  bun install --frozen-lockfile >"$INSTALL_LOGS/bun-install.log" 2>&1 \
+    || { cat "$INSTALL_LOGS/bun-install.log"; say "bun install --frozen-lockfile failed"; exit 1; }
 else
-  bun install >/tmp/osp-bun-install.log 2>&1 \
-    || { cat /tmp/osp-bun-install.log; say "bun install failed"; exit 1; }
+  bun install >"$INSTALL_LOGS/bun-install.log" 2>&1 \
+    || { cat "$INSTALL_LOGS/bun-install.log"; say "bun install failed"; exit 1; }
 fi
 say "node_modules ok"
 
@@ -51,11 +52,11 @@ if "$PY" -c 'import boto3, pytest, awscli, awscrt, S3' >/dev/null 2>&1; then
   say "python boto3/awscli/awscrt/pytest/s3cmd ok"
 else
   say "pip install boto3 awscli botocore[crt] pytest s3cmd"
-  if ! "$PY" -m pip install -q --disable-pip-version-check boto3 awscli "botocore[crt]" pytest s3cmd 2>/tmp/osp-pip.log; then
-    if grep -q externally-managed /tmp/osp-pip.log; then
+  if ! "$PY" -m pip install -q --disable-pip-version-check boto3 awscli "botocore[crt]" pytest s3cmd 2>"$INSTALL_LOGS/pip.log"; then
+    if grep -q externally-managed "$INSTALL_LOGS/pip.log"; then
       "$PY" -m pip install -q --disable-pip-version-check --break-system-packages boto3 awscli "botocore[crt]" pytest s3cmd
     else
-      cat /tmp/osp-pip.log
+      cat "$INSTALL_LOGS/pip.log"
       exit 1
     fi
   fi
@@ -64,10 +65,29 @@ else
   say "python packages installed"
 fi
 
-# --- ss (iproute2): the streaming test watches the backend's socket queues ------------------
+# --- Debian packages ------------------------------------------------------------------------
+apt_updated=
+apt_install() { # packages...; the index is updated once per run
+  { [ -n "$apt_updated" ] || apt-get update -qq; } && apt_updated=1 \
+    && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >"$INSTALL_LOGS/apt.log" 2>&1
+}
+
+# ss (iproute2): the streaming test watches the backend's socket queues
 if command -v ss >/dev/null 2>&1; then
   say "ss ok"
 else
   say "apt-get install iproute2"
-  { apt-get update -qq && apt-get install -y -qq iproute2; } >/tmp/osp-apt.log 2>&1 || { cat /tmp/osp-apt.log; exit 1; }
+  apt_install iproute2 || { cat "$INSTALL_LOGS/apt.log"; exit 1; }
+fi
+
+# podman, buildah, runc, mmdebstrap: the container test builds the Containerfile and runs it
+# (about 10 s to install); without them that test is skipped, with the reason
+if command -v podman >/dev/null 2>&1 && command -v buildah >/dev/null 2>&1 && command -v runc >/dev/null 2>&1 \
+  && command -v mmdebstrap >/dev/null 2>&1; then
+  say "podman, buildah, runc, mmdebstrap ok"
+elif command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  say "apt-get install podman buildah runc mmdebstrap"
+  apt_install podman buildah runc mmdebstrap || { tail -20 "$INSTALL_LOGS/apt.log"; say "container tools not installed: the container test will be skipped"; }
+else
+  say "podman, buildah, runc or mmdebstrap missing (needs apt-get as root): the container test will be skipped"
 fi

@@ -16,22 +16,45 @@ import { createApp, registry } from "./app.ts";
 import { createPipeline } from "../pipeline/proxy.ts";
 import { S3Error, errorResponse } from "../errors.ts";
 import { newRequestId } from "../pipeline/request.ts";
+import { firstHeldPort, sharedPort } from "./port.ts";
+import { adminServers, type AdminSources } from "./admin.ts";
 
 const GRACE_MS = 10_000;
 
 export const workerCount = (config: Config) => config.server.workers || availableParallelism();
 
-/** Starts osp: in the primary, forks the workers; in a worker (or with one worker), serves. */
-export function startServer(config: Config, hooks: Hooks): void {
+/**
+ * Starts osp: in the primary, forks the workers; in a worker (or with one worker), serves.
+ * Exits with 1 when one of its ports is held by another process, before anything listens.
+ */
+export async function startServer(config: Config, hooks: Hooks): Promise<void> {
+  if (cluster.isPrimary) {
+    const held = await firstHeldPort(ports(config), config.server.bind);
+    if (held) refuse(held.port, config.server.bind, held.code);
+  }
   if (workerCount(config) > 1 && cluster.isPrimary) return startPrimary(config);
   const servers = serve(config, hooks);
-  if (config.server.metricsPort !== undefined) {
-    if (cluster.isWorker) {
+  if (cluster.isWorker) {
+    // tell the primary (for /readyz) once every listener of this worker is up
+    let waiting = servers.length;
+    for (const server of servers) server.once("listening", () => --waiting === 0 && process.send?.({ osp: "listening" }));
+    if (config.server.metricsPort !== undefined) {
       // answer the primary's metrics requests; prom-client attaches that listener in this constructor
       AggregatorRegistry.setRegistries([registry]);
       new AggregatorRegistry();
-    } else {
-      serveMetrics(config, () => registry.metrics(), registry.contentType);
+    }
+  } else {
+    serveAdmin(config, {
+      metrics: { text: () => registry.metrics(), contentType: registry.contentType },
+      workers: () => ({ up: servers.every((s) => s.listening) ? 1 : 0, want: 1 }),
+    });
+    // once listening: a process that bound one of the ports since the probe (port.ts) makes osp stop
+    let waiting = servers.length;
+    for (const server of servers) {
+      server.once("listening", () => {
+        const port = --waiting === 0 ? sharedPort(ports(config), [process.pid]) : null;
+        if (port !== null) refuse(port, config.server.bind);
+      });
     }
   }
   const stop = () => {
@@ -44,6 +67,16 @@ export function startServer(config: Config, hooks: Hooks): void {
   };
   process.once("SIGTERM", stop);
   process.once("SIGINT", stop);
+}
+
+const ports = (config: Config) => {
+  const { httpPort, httpsPort, metricsPort, adminPort } = config.server;
+  return [httpPort, httpsPort, metricsPort, adminPort].filter((p) => p !== undefined);
+};
+
+function refuse(port: number, bind: string, code = "EADDRINUSE"): never {
+  console.error(`osp: port ${port} on ${bind} is ${code === "EADDRINUSE" ? "already in use" : `not available (${code})`}`);
+  process.exit(1);
 }
 
 /** The listeners of one process: HTTP/1.1, plain and/or over TLS. */
@@ -77,7 +110,8 @@ function tune(server: Server): void {
 }
 
 function listen<S extends Server>(server: S, url: string, port: number, bind: string): S {
-  server.on("error", (e: Error) => {
+  server.on("error", (e: NodeJS.ErrnoException) => {
+    if (e.code === "EADDRINUSE" || e.code === "EACCES") refuse(port, bind, e.code);
     console.error(`osp: cannot listen on ${url}: ${e.message}`);
     process.exit(1);
   });
@@ -91,16 +125,9 @@ function listen<S extends Server>(server: S, url: string, port: number, bind: st
 const badRequestTarget = () =>
   errorResponse(new S3Error(400, "InvalidURI", "Couldn't parse the specified URI."), newRequestId(), "/", "GET");
 
-function serveMetrics(config: Config, metrics: () => Promise<string>, contentType: string): void {
-  createServer(async (req, res) => {
-    if (req.url !== "/metrics") return res.writeHead(404).end();
-    try {
-      const body = await metrics();
-      res.writeHead(200, { "content-type": contentType }).end(body);
-    } catch (e) {
-      res.writeHead(500).end(String(e));
-    }
-  }).listen(config.server.metricsPort, config.server.bind);
+/** /metrics, /healthz and /readyz, on their own ports (see admin.ts). */
+function serveAdmin(config: Config, sources: AdminSources): void {
+  for (const { port, server } of adminServers(config, sources)) listen(server, `http://${config.server.bind}:${port}`, port, config.server.bind);
 }
 
 function startPrimary(config: Config): void {
@@ -108,7 +135,24 @@ function startPrimary(config: Config): void {
   let stopping = false;
   const recentDeaths: number[] = [];
   const fork = () => cluster.fork();
+  const listening = new Set<number>();
+  let checked = false;
+  cluster.on("message", (worker, message: { osp?: string }) => {
+    if (message?.osp !== "listening") return;
+    listening.add(worker.id);
+    if (checked || listening.size < n) return;
+    checked = true;
+    // every worker listens: a process that bound one of the ports since the probe (port.ts) makes osp stop
+    const pids = [process.pid, ...Object.values(cluster.workers ?? {}).map((w) => w!.process.pid!)];
+    const port = sharedPort(ports(config), pids);
+    if (port === null) return;
+    // the workers may have accepted connections already: they finish them, then exit
+    stopping = true;
+    for (const w of Object.values(cluster.workers ?? {})) w?.process.kill("SIGTERM");
+    refuse(port, config.server.bind);
+  });
   cluster.on("exit", (worker, code, signal) => {
+    listening.delete(worker.id);
     if (stopping) {
       if (Object.keys(cluster.workers ?? {}).length === 0) process.exit(0);
       return;
@@ -128,10 +172,11 @@ function startPrimary(config: Config): void {
   const { bind, httpPort, httpsPort } = config.server;
   const urls = [httpPort !== undefined && `http://${bind}:${httpPort}`, httpsPort !== undefined && `https://${bind}:${httpsPort}`].filter(Boolean);
   console.log(`osp: ${n} workers on ${urls.join(" and ")}`);
-  if (config.server.metricsPort !== undefined) {
-    const aggregator = new AggregatorRegistry();
-    serveMetrics(config, () => aggregator.clusterMetrics(), aggregator.contentType);
-  }
+  const aggregator = config.server.metricsPort === undefined ? undefined : new AggregatorRegistry();
+  serveAdmin(config, {
+    metrics: aggregator && { text: () => aggregator.clusterMetrics(), contentType: aggregator.contentType },
+    workers: () => ({ up: listening.size, want: n }),
+  });
   const stop = () => {
     stopping = true;
     const workers = Object.values(cluster.workers ?? {});

@@ -44,15 +44,18 @@
  *                           for tests that start their own osp via test/harness/osp.ts
  *                           (test/harness/env.ts has typed accessors and TOML helpers)
  *   OSP_CONFIG_FILE         path of the shared osp's config (removed after the run)
+ *   TMPDIR                  a directory of this run's own, removed after it: whatever the servers and
+ *                           suites put in the temporary directory goes, and two runs never collide
  *   AWS_EC2_METADATA_DISABLED=true
  */
 import { S3Client, CreateBucketCommand } from "@aws-sdk/client-s3";
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join, relative, resolve } from "node:path";
 import { startMinio, type MinioServer } from "./minio.ts";
 import { ospEntry, startOsp, REPO_ROOT, type OspInstance } from "./osp.ts";
-import { freePort, runAllCleanupsSync, sleep, stopProcess } from "./proc.ts";
+import { freePort, registerCleanup, runAllCleanupsSync, sleep, stopProcess } from "./proc.ts";
 import { makeCertificate } from "./tls.ts";
 
 // ---------------------------------------------------------------------------------------------
@@ -368,6 +371,11 @@ async function main(): Promise<number> {
   if (args.verbose) process.env.OSP_TEST_VERBOSE = "1";
   const tty = !!process.stdout.isTTY;
   const t0 = performance.now();
+  // every temporary file of this run, the harness' and its children's, lives here and goes with it
+  const runDir = mkdtempSync(join(tmpdir(), "osp-run-"));
+  process.env.TMPDIR = runDir;
+  const removeRunDir = () => rmSync(runDir, { recursive: true, force: true });
+  registerCleanup(removeRunDir);
 
   // which runners?
   const explicit = args.bunPaths.length + args.pyPaths.length > 0;
@@ -462,17 +470,18 @@ async function main(): Promise<number> {
 
   // diagnostics
   if (osp && total.failed > 0) {
-    const logDir = join(REPO_ROOT, ".tmp", "test-logs");
+    const logDir = join(REPO_ROOT, ".tmp", "test-logs", `${new Date().toISOString().replace(/[:.]/g, "-")}-${process.pid}`);
     try {
       mkdirSync(logDir, { recursive: true });
       writeFileSync(join(logDir, "osp-shared.log"), osp.output());
       writeFileSync(join(logDir, "minio-a.log"), a.output());
       writeFileSync(join(logDir, "minio-b.log"), b.output());
     } catch {}
-    console.log(`\nrun: last lines of the shared osp's output (full logs in .tmp/test-logs/):\n${tail(osp.output(), 40) || "(none)"}`);
+    console.log(`\nrun: last lines of the shared osp's output (full logs in ${relative(REPO_ROOT, logDir)}/):\n${tail(osp.output(), 40) || "(none)"}`);
   }
 
   await stopAll();
+  removeRunDir();
 
   console.log("");
   for (const r of results) {

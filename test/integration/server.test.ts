@@ -2,8 +2,11 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { HeadObjectCommand, PutObjectCommand, GetObjectCommand } from "@aws-sdk/client-s3";
 import { connect } from "node:net";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { bucketToml, keyToml, serverToml } from "../harness/env.ts";
-import { freePort, runOspOnce, startOsp, type OspInstance } from "../harness/osp.ts";
+import { freePort, REPO_ROOT, runOspOnce, startOsp, type OspInstance } from "../harness/osp.ts";
 import { backendClient, env, randomBytes, rawRequest, sdkClient, sha256, signRaw, uniquePrefix, xmlCode } from "./util.ts";
 
 const prefix = uniquePrefix("server");
@@ -23,7 +26,7 @@ describe("configuration", () => {
     const good = serverToml(await freePort()) + keyToml("AK", "sk") + bucketToml("alpha", env.minioA);
     const ok = await runOspOnce({ configToml: good, args: ["--check"] });
     expect(ok.code).toBe(0);
-    expect(ok.output).toContain("is valid: 1 buckets, 1 keys");
+    expect(ok.output).toContain("is valid: 1 bucket, 1 key, ");
 
     const cases: [string, string][] = [
       [good.replace('addressing_style = "path"', 'addressing_style = "dns"'), 'buckets.alpha.addressing_style: must be "virtual" or "path", found "dns"'],
@@ -41,6 +44,31 @@ describe("configuration", () => {
         expect(r.output).not.toMatch(/^\s+at /m);
       }
     }
+  });
+
+  test("the command line: --version; unknown options, missing values and stray arguments are one line and exit code 2", async () => {
+    const { version } = await import("../../package.json");
+    const v = await runOspOnce({ args: ["--version"] });
+    expect({ code: v.code, output: v.output }).toEqual({ code: 0, output: `osp ${version}\n` });
+    const cases: [string[], string][] = [
+      [["--bogus"], "osp: Unknown option '--bogus' (see --help)"],
+      [["--config"], "osp: Option '-c, --config <value>' argument missing (see --help)"],
+      [["--config="], "osp: option '--config' needs a file name (see --help)"],
+      [["--check", "extra.toml"], "osp: unexpected argument 'extra.toml' (see --help)"],
+      [["--check=yes"], "osp: Option '--check' does not take an argument (see --help)"],
+    ];
+    for (const [args, line] of cases) {
+      const r = await runOspOnce({ args });
+      expect({ args, code: r.code, output: r.output }).toEqual({ args, code: 2, output: line + "\n" });
+    }
+  });
+
+  test("a missing file is named once; a TOML syntax error names the file, line and column", async () => {
+    const missing = `/nonexistent-${prefix.replace("/", "")}/osp.toml`;
+    const r = await runOspOnce({ args: ["--check", "--config", missing] });
+    expect({ code: r.code, output: r.output }).toEqual({ code: 2, output: `osp: ${missing}: no such file\n` });
+    const bad = await runOspOnce({ configToml: serverToml(await freePort()) + "workers = = 2\n", args: ["--check"] });
+    expect({ code: bad.code, output: bad.output }).toEqual({ code: 2, output: `osp: ${bad.configPath}: not valid TOML at line 4, column 11: invalid value\n` });
   });
 });
 
@@ -223,6 +251,170 @@ describe("the worker pool", () => {
   });
 });
 
+describe("health and readiness", () => {
+  const readyz = async (port: number) => {
+    const res = await fetch(`http://127.0.0.1:${port}/readyz`);
+    return { status: res.status, body: (await res.json()) as { ready: boolean; workers: { up: number; want: number }; backends: Record<string, { status?: number; error?: string }>; reasons: string[] } };
+  };
+
+  test("/healthz, /readyz and /metrics on one admin port; the S3 port keeps those names for buckets and keys", async () => {
+    const admin = await freePort();
+    const toml = serverToml(await freePort(), { workers: 2, admin_port: admin, metrics_port: admin }) + keyToml(env.accessKey, env.secretKey) +
+      bucketToml(env.bucketA, env.minioA) + bucketToml(env.bucketB, env.minioB, { backend_bucket: env.bucketBBackend });
+    const osp = await startOsp({ configToml: toml });
+    try {
+      // what a container's HEALTHCHECK runs
+      expect(await runOspOnce({ configToml: toml, args: ["--healthcheck"] })).toMatchObject({ code: 0, output: "" });
+      const health = await fetch(`http://127.0.0.1:${admin}/healthz`);
+      expect({ status: health.status, body: await health.json() }).toEqual({ status: 200, body: { status: "ok" } });
+      let r = await readyz(admin);
+      for (let i = 0; i < 50 && r.status !== 200; i++, await Bun.sleep(100)) r = await readyz(admin);
+      expect(r.status).toBe(200);
+      expect(r.body).toMatchObject({ ready: true, workers: { up: 2, want: 2 }, reasons: [] });
+      // MinIO answers an unsigned HEAD / with an HTTP status: it is there
+      expect(r.body.backends[env.bucketA]).toMatchObject({ endpoint: env.minioA.endpoint, status: expect.any(Number) });
+      expect(r.body.backends[env.bucketB]).toMatchObject({ endpoint: env.minioB.endpoint, status: expect.any(Number) });
+      expect(await (await fetch(`http://127.0.0.1:${admin}/metrics`)).text()).toContain("osp_http_requests_total");
+      expect((await fetch(`http://127.0.0.1:${admin}/${env.bucketA}/x`)).status).toBe(404);
+      // on the S3 port, /healthz is a bucket name like any other: signed, routed, answered as S3
+      const client = sdkClient(osp.endpoint);
+      await client.send(new PutObjectCommand({ Bucket: env.bucketA, Key: "readyz", Body: "a key called readyz" }));
+      const got = await client.send(new GetObjectCommand({ Bucket: env.bucketA, Key: "readyz" }));
+      expect(await got.Body!.transformToString()).toBe("a key called readyz");
+      for (const path of ["/healthz", "/readyz"]) {
+        const res = await fetch(`${osp.endpoint}${path}`);
+        expect(res.status).toBe(403);
+        expect(xmlCode(await res.text())).toBe("AccessDenied");
+      }
+      const signed = await rawRequest(osp.endpoint, "GET", "/healthz", await signRaw("GET", osp.endpoint, "/healthz", {}, env.accessKey, env.secretKey));
+      expect({ status: signed.status, code: xmlCode(signed.body) }).toEqual({ status: 404, code: "NoSuchBucket" });
+    } finally {
+      await osp.stop();
+    }
+    const stopped = await runOspOnce({ configToml: toml, args: ["--healthcheck"] });
+    expect(stopped.code).toBe(1);
+    expect(stopped.output).toStartWith(`osp: unhealthy: http://127.0.0.1:${admin}/healthz: `);
+    const without = await runOspOnce({ configToml: toml.replace(/^admin_port = .*\n/m, ""), args: ["--healthcheck"] });
+    expect({ code: without.code, output: without.output }).toEqual({ code: 1, output: `osp: ${without.configPath}: server.admin_port: is needed by --healthcheck\n` });
+  });
+
+  test("/readyz is 503 with the reason while a worker is starting, and while a backend does not answer", async () => {
+    const admin = await freePort();
+    const dir = mkdtempSync(join(tmpdir(), "osp-ready-"));
+    // the second worker takes 5 s to start; the hooks module is loaded in every process
+    writeFileSync(join(dir, "slow.ts"), `import cluster from "node:cluster";\nif (cluster.worker?.id === 2) await Bun.sleep(5000);\n`);
+    const silent = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+    const hangs = { endpoint: `http://127.0.0.1:${silent.port}`, accessKey: "x", secretKey: "y" };
+    const down = { endpoint: `http://127.0.0.1:${env.downPort}`, accessKey: "x", secretKey: "y" };
+    const osp = await startOsp({
+      configToml: serverToml(await freePort(), { workers: 2, admin_port: admin }) + keyToml(env.accessKey, env.secretKey) +
+        `[hooks]\nmodule = ${JSON.stringify(join(dir, "slow.ts"))}\n` + bucketToml(env.bucketA, env.minioA) + bucketToml("down", down) + bucketToml("hangs", hangs),
+    });
+    try {
+      const starting = await readyz(admin);
+      expect(starting.status).toBe(503);
+      expect(starting.body.workers).toEqual({ up: 1, want: 2 });
+      expect(starting.body.reasons).toContain("1 of 2 workers are up");
+      let r = starting;
+      for (let i = 0; i < 10 && r.body.workers.up < 2; i++) {
+        const started = Date.now();
+        r = await readyz(admin);
+        expect(Date.now() - started).toBeLessThan(4000); // the backends are asked in parallel, for 2 s at most
+      }
+      expect(r.status).toBe(503);
+      expect(r.body.workers).toEqual({ up: 2, want: 2 });
+      expect(r.body.backends[env.bucketA]).toMatchObject({ status: expect.any(Number) });
+      expect(r.body.reasons).toEqual([
+        `bucket down: http://127.0.0.1:${env.downPort} did not answer: ECONNREFUSED: Unable to connect. Is the computer able to access the url?`,
+        `bucket hangs: http://127.0.0.1:${silent.port} did not answer: no answer within 2000 ms`,
+      ]);
+      expect((await fetch(`http://127.0.0.1:${admin}/healthz`)).status).toBe(200);
+    } finally {
+      await osp.stop();
+      silent.stop(true);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("a port that is ours", () => {
+  const config = (port: number, workers: number, extra: Record<string, number> = {}) =>
+    serverToml(port, { workers, ...extra }) + keyToml(env.accessKey, env.secretKey) + bucketToml(env.bucketA, env.minioA);
+  const refused = async (port: number, toml: string) => {
+    const r = await runOspOnce({ configToml: toml });
+    expect({ code: r.code, lines: r.output.trim().split("\n") }).toEqual({ code: 1, lines: [`osp: port ${port} on 127.0.0.1 is already in use`] });
+  };
+
+  test("a plain listener on the port: osp refuses to start, whatever the worker count", async () => {
+    const holder = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+    try {
+      for (const workers of [1, 2]) await refused(holder.port, config(holder.port, workers));
+      // the metrics port is checked as well
+      for (const workers of [1, 2]) await refused(holder.port, config(await freePort(), workers, { metrics_port: holder.port }));
+    } finally {
+      holder.stop(true);
+    }
+  });
+
+  test("an SO_REUSEPORT listener on the port (Bun.serve, MinIO): osp refuses instead of sharing its traffic", async () => {
+    const holder = Bun.serve({ hostname: "127.0.0.1", port: 0, reusePort: true, fetch: () => new Response("holder") });
+    try {
+      for (const workers of [1, 2]) await refused(holder.port!, config(holder.port!, workers));
+      expect(await (await fetch(holder.url)).text()).toBe("holder");
+    } finally {
+      await holder.stop(true);
+    }
+    const minioPort = Number(new URL(env.minioA.endpoint).port);
+    for (const workers of [1, 2]) await refused(minioPort, config(minioPort, workers));
+    // MinIO still answers every request itself
+    for (let i = 0; i < 10; i++) expect((await fetch(`${env.minioA.endpoint}/minio/health/live`)).status).toBe(200);
+  });
+
+  test("a listener that arrives between osp's check and its workers' bind: osp stops, workers and all", async () => {
+    const port = await freePort();
+    const dir = mkdtempSync(join(tmpdir(), "osp-race-"));
+    // the workers bind 2 s after the primary checked the port
+    writeFileSync(join(dir, "slow.ts"), `import cluster from "node:cluster";\nif (cluster.isWorker) await Bun.sleep(2000);\n`);
+    const toml = config(port, 2) + `[hooks]\nmodule = ${JSON.stringify(join(dir, "slow.ts"))}\n`;
+    writeFileSync(join(dir, "osp.toml"), toml);
+    const osp = Bun.spawn([process.execPath, "run", join(REPO_ROOT, "osp.ts"), "--config", join(dir, "osp.toml")], { stdout: "pipe", stderr: "pipe", detached: true });
+    let holder: ReturnType<typeof Bun.serve> | undefined;
+    try {
+      const reader = osp.stdout.getReader();
+      let out = "";
+      while (!out.includes("workers on")) out += new TextDecoder().decode((await reader.read()).value);
+      holder = Bun.serve({ hostname: "127.0.0.1", port, reusePort: true, fetch: () => new Response("holder") });
+      expect(await Promise.race([osp.exited, Bun.sleep(10_000).then(() => "still running")])).toBe(1);
+      expect(await new Response(osp.stderr).text()).toBe(`osp: port ${port} on 127.0.0.1 is already in use\n`);
+      // the workers drain and exit too; then the holder is alone on its port
+      let left = "x";
+      for (let i = 0; i < 50 && left; i++, await Bun.sleep(100)) left = (await Bun.$`pgrep -g ${osp.pid}`.nothrow().text()).trim();
+      expect(left).toBe("");
+      for (let i = 0; i < 10; i++) expect(await (await fetch(`http://127.0.0.1:${port}/`)).text()).toBe("holder");
+    } finally {
+      try {
+        process.kill(-osp.pid, "SIGKILL");
+      } catch {}
+      await holder?.stop(true);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("a second osp on the same port refuses; the first keeps serving", async () => {
+    const port = await freePort();
+    const first = await startOsp({ configToml: config(port, 2) });
+    try {
+      for (const workers of [1, 2]) await refused(port, config(port, workers));
+      const client = sdkClient(first.endpoint);
+      await client.send(new PutObjectCommand({ Bucket: env.bucketA, Key: `${prefix}ours`, Body: "ours" }));
+      const got = await client.send(new GetObjectCommand({ Bucket: env.bucketA, Key: `${prefix}ours` }));
+      expect(await got.Body!.transformToString()).toBe("ours");
+    } finally {
+      await first.stop();
+    }
+  });
+});
+
 describe("metrics", () => {
   test("/metrics on its own port sums all workers, labelled by bucket and operation", async () => {
     const metricsPort = await freePort();
@@ -252,6 +444,7 @@ describe("single binary", () => {
     const dir = (await Bun.$`mktemp -d`.text()).trim();
     try {
       await Bun.$`bun build --compile ${import.meta.dir}/../../osp.ts --outfile ${dir}/osp`.quiet();
+      expect((await Bun.$`${dir}/osp --version`.text()).trim()).toMatch(/^osp \d+\.\d+\.\d+$/);
       const port = await freePort();
       await Bun.write(`${dir}/osp.toml`, serverToml(port, { workers: 2 }) + keyToml(env.accessKey, env.secretKey) + bucketToml(env.bucketA, env.minioA));
       // run from its own directory: osp.toml is found in the working directory

@@ -33,6 +33,9 @@ describe("osp.toml", () => {
     expect(c.server).toMatchObject({ httpPort: 8080, bind: "0.0.0.0", workers: 0, maxClockSkew: 900, sigv2: true });
     expect(parseConfig(base.replace("http_port = 8080", "http_port = 8080\nsigv2 = false"), env, "/etc/osp").server.sigv2).toBe(false);
     expect(problem(base.replace("http_port = 8080", 'http_port = 8080\nsigv2 = "no"'))).toBe("server.sigv2: expected boolean, found string");
+    // the admin and metrics listeners may share a port
+    expect(parseConfig(base.replace("http_port = 8080", "http_port = 8080\nadmin_port = 9090\nmetrics_port = 9090"), env, "/").server)
+      .toMatchObject({ adminPort: 9090, metricsPort: 9090 });
     expect(c.keys).toEqual([{ accessKey: "AK", secretKey: "s3cret", buckets: ["a-bucket"], readOnly: false }]);
     expect(c.hooks.module).toBe("/etc/osp/hooks.ts");
     const b = c.buckets.get("a-bucket")!;
@@ -61,9 +64,11 @@ describe("osp.toml", () => {
     expect(problem(base.replace('secret_key = "bs"', ""))).toBe("buckets.a-bucket: access_key and secret_key go together");
     expect(problem(base + "[other]\n")).toBe("other: unknown section (known: server, keys, hooks, buckets)");
     expect(problem(base + '[[keys]]\naccess_key = "AK"\nsecret_key = "x"\n')).toBe("keys[1].access_key: duplicate access key AK");
-    expect(problem("[server\n")).toStartWith("osp.toml: not valid TOML");
+    expect(problem("[server]\nhttp_port = 1\nx = = 2\n")).toBe("not valid TOML at line 3, column 5: invalid value");
     expect(problem(base.replace("[buckets.a-bucket]", "[buckets.A_B]"))).toStartWith("buckets.A_B: bucket names are");
     expect(problem(base.replace('region = "eu-de"', 'addressing_style = "dns"'))).toBe('buckets.a-bucket.addressing_style: must be "virtual" or "path", found "dns"');
+    expect(problem(base.replace("http_port = 8080", "http_port = 8080\nadmin_port = 8080"))).toBe("server.admin_port: 8080 is also http_port");
+    expect(problem(base.replace("http_port = 8080", "http_port = 8080\nmetrics_port = 8080"))).toBe("server.metrics_port: 8080 is also http_port");
   });
 
   test("the shipped osp.toml is valid", async () => {
