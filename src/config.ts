@@ -36,6 +36,16 @@ export interface ServerConfig {
   iamEndpoint: string;
   /** Seconds to wait for the IAM token endpoint, then 504. */
   iamTimeout: number;
+  /**
+   * A request body must deliver at least bodyTimeout × minBodyRate bytes in every bodyTimeout
+   * seconds that osp waits for it, or it is answered RequestTimeout.
+   */
+  bodyTimeout: number;
+  minBodyRate: number;
+  /** Requests one worker sends to one backend endpoint at once; more wait in a queue. */
+  maxBackendRequests: number;
+  /** Seconds a request waits in that queue before it is answered SlowDown. */
+  backendQueueTimeout: number;
 }
 
 /** A frontend keypair and what it may do. */
@@ -177,6 +187,7 @@ export function validateConfig(doc: unknown, env: Record<string, string | undefi
     bind: "string", http_port: "integer", https_port: "integer", tls_cert: "string", tls_key: "string",
     metrics_port: "integer", admin_port: "integer", workers: "integer", upstream_timeout: "integer",
     max_clock_skew: "integer", sigv2: "boolean", access_log: "boolean", iam_endpoint: "string", iam_timeout: "integer",
+    body_timeout: "integer", min_body_rate: "integer", max_backend_requests: "integer", backend_queue_timeout: "integer",
   }, env);
   const port = (name: string) => (s<number>(name) === undefined ? undefined : inRange(s<number>(name)!, 0, 65535, `server.${name}`));
   const httpsPort = port("https_port");
@@ -199,6 +210,10 @@ export function validateConfig(doc: unknown, env: Record<string, string | undefi
     accessLog: s<boolean>("access_log") ?? false,
     iamEndpoint: parseUrl(s<string>("iam_endpoint") ?? DEFAULT_IAM_ENDPOINT, "server.iam_endpoint").href,
     iamTimeout: inRange(s<number>("iam_timeout") ?? 10, 1, 600, "server.iam_timeout"),
+    bodyTimeout: inRange(s<number>("body_timeout") ?? 20, 1, 3600, "server.body_timeout"),
+    minBodyRate: inRange(s<number>("min_body_rate") ?? 500, 0, 1 << 30, "server.min_body_rate"),
+    maxBackendRequests: inRange(s<number>("max_backend_requests") ?? 128, 1, 100_000, "server.max_backend_requests"),
+    backendQueueTimeout: inRange(s<number>("backend_queue_timeout") ?? 10, 0, 3600, "server.backend_queue_timeout"),
   };
 
   // one port, one listener: only the admin and metrics listeners may share theirs

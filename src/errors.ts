@@ -21,6 +21,10 @@ export const signatureMismatch = () =>
   );
 export const invalidArgument = (message: string) => new S3Error(400, "InvalidArgument", message);
 export const notImplemented = (message: string) => new S3Error(501, "NotImplemented", message);
+export const requestAborted = () => new S3Error(499, "RequestAborted", "The client closed the request");
+export const slowDown = () => new S3Error(503, "SlowDown", "Please reduce your request rate.");
+export const requestTimeout = () =>
+  new S3Error(400, "RequestTimeout", "Your socket connection to the server was not read from or written to within the timeout period.");
 export const internalError = (message = "We encountered an internal error. Please try again.") =>
   new S3Error(500, "InternalError", message);
 

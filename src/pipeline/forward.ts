@@ -1,6 +1,6 @@
 /** forward: send the re-signed request to the backend, streaming the body, within a deadline. */
 import type { BucketConfig } from "../config.ts";
-import { S3Error } from "../errors.ts";
+import { S3Error, requestAborted } from "../errors.ts";
 
 export interface UpstreamRequest {
   method: string;
@@ -34,7 +34,7 @@ export async function forward(up: UpstreamRequest, bucket: string, clientSignal:
   } catch (e) {
     if (deadline.signal.aborted)
       throw new S3Error(504, "GatewayTimeout", `The backend of bucket ${bucket} did not answer within ${timeoutSeconds} s`);
-    if (clientSignal.aborted) throw new S3Error(499, "RequestAborted", "The client closed the request");
+    if (clientSignal.aborted) throw requestAborted();
     const reason = e instanceof Error ? ((e as { code?: string }).code ?? e.name) : "error";
     if (UNTRUSTED_CERTIFICATE.test(reason))
       throw new S3Error(502, "BadGateway", `The backend of bucket ${bucket} could not be reached: its TLS certificate is not trusted (${reason}); a private CA goes in ca_file`);

@@ -72,8 +72,10 @@ export function createApp(pipeline: Pipeline): Hono<Env> {
       res = errorResponse(err, id, req ? req.rawPath : "/", incoming.method ?? "GET");
     }
     if (!res.headers.has("x-amz-request-id")) res.headers.set("x-amz-request-id", id);
-    // refused before "100 Continue": the client never sent its body, so this connection cannot carry another request
-    if (awaitsContinue(incoming) && !continued.has(incoming)) res.headers.set("connection", "close");
+    // refused before "100 Continue", or a body that stopped coming: the rest of the body is not read,
+    // so this connection cannot carry another request
+    if ((awaitsContinue(incoming) && !continued.has(incoming)) || res.headers.get("x-osp-error-code") === "RequestTimeout")
+      res.headers.set("connection", "close");
     if (pipeline.config.server.accessLog) logAccess(id, req, incoming, res.status, performance.now() - started);
     return res;
   });

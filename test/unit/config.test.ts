@@ -36,6 +36,7 @@ describe("osp.toml", () => {
     // the admin and metrics listeners may share a port
     expect(parseConfig(base.replace("http_port = 8080", "http_port = 8080\nadmin_port = 9090\nmetrics_port = 9090"), env, "/").server)
       .toMatchObject({ adminPort: 9090, metricsPort: 9090 });
+    expect(c.server).toMatchObject({ bodyTimeout: 20, minBodyRate: 500, maxBackendRequests: 128, backendQueueTimeout: 10 });
     expect(c.keys).toEqual([{ accessKey: "AK", secretKey: "s3cret", buckets: ["a-bucket"], readOnly: false }]);
     expect(c.hooks.module).toBe("/etc/osp/hooks.ts");
     const b = c.buckets.get("a-bucket")!;
@@ -57,6 +58,10 @@ describe("osp.toml", () => {
     expect(problem(base + "extra = 1\n")).toBe("buckets.a-bucket.extra: unknown field (known: endpoint, region, addressing_style, backend_bucket, access_key, secret_key, apikey, service_instance_id, ttl, ca_file, tls_verify)");
     expect(problem(base.replace("http_port = 8080", 'http_port = "8080"'))).toBe("server.http_port: expected integer, found string");
     expect(problem(base.replace("http_port = 8080", "http_port = 70000"))).toBe("server.http_port: must be between 0 and 65535, found 70000");
+    expect(problem(base.replace("http_port = 8080", "body_timeout = 0"))).toBe("server.body_timeout: must be between 1 and 3600, found 0");
+    expect(problem(base.replace("http_port = 8080", "min_body_rate = -1"))).toBe("server.min_body_rate: must be between 0 and 1073741824, found -1");
+    expect(problem(base.replace("http_port = 8080", "max_backend_requests = 0"))).toBe("server.max_backend_requests: must be between 1 and 100000, found 0");
+    expect(problem(base.replace("http_port = 8080", "backend_queue_timeout = 1.5"))).toBe("server.backend_queue_timeout: expected integer, found float");
     expect(problem(base.replace("https://s3.example.com:9000", "s3.example.com"))).toBe('buckets.a-bucket.endpoint: not a valid URL: "s3.example.com"');
     expect(problem(base.replace("https://s3.example.com:9000", "ftp://x"))).toBe("buckets.a-bucket.endpoint: scheme must be http or https, found ftp");
     expect(problem(base.replace("https://s3.example.com:9000", "https://x/path"))).toContain("buckets.a-bucket.endpoint: must be scheme://host[:port]");
