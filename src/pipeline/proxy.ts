@@ -15,6 +15,9 @@ import { forwardedHeaders, resign } from "./resign.ts";
 import { upstreamBody } from "./payload.ts";
 import { forward } from "./forward.ts";
 import { respond } from "./respond.ts";
+import { bodyDeadline } from "./deadline.ts";
+import { resumableExtent, settledBody } from "./resume.ts";
+import { createBackendSlots, type AcquireSlot } from "../state/slots.ts";
 import { listBucketsXml } from "./listbuckets.ts";
 import { header } from "../sigv4/sigv4.ts";
 import { createSecretLookup } from "../state/secrets.ts";
@@ -26,6 +29,7 @@ export interface Pipeline {
   credentials: CredentialSource;
   /** IAM bearer tokens for IBM COS API keys. */
   tokens: TokenSource;
+  backendSlot: AcquireSlot;
   startedAt: Date;
 }
 
@@ -36,6 +40,7 @@ export function createPipeline(config: Config, hooks: Hooks): Pipeline {
     authorize: createAuthorizer(config, hooks),
     credentials: createCredentialSource(config, hooks),
     tokens: createTokenSource((apiKey) => requestToken(config.server.iamEndpoint, apiKey, config.server.iamTimeout)),
+    backendSlot: createBackendSlots(config.server.maxBackendRequests, config.server.backendQueueTimeout),
     startedAt: new Date(),
   };
 }
@@ -46,7 +51,9 @@ export async function proxy(p: Pipeline, req: ParsedRequest, body: ReadableStrea
 
   const bucket = bucketFor(p.config, req.bucket);
   await requireAllowed(p.authorize, identity.accessKey, req, bucket, req.operation, req.key);
-  const payload = upstreamBody(req, identity, hasBody(req.method) ? body : null);
+  const { bodyTimeout, minBodyRate, upstreamTimeout } = p.config.server;
+  const guarded = body && hasBody(req.method) ? bodyDeadline(body, bodyTimeout, minBodyRate) : undefined;
+  const payload = upstreamBody(req, identity, guarded?.body ?? null);
   const creds = await p.credentials(identity.accessKey, bucket);
   const overrides = { ...payload.headers };
 
@@ -62,11 +69,31 @@ export async function proxy(p: Pipeline, req: ParsedRequest, body: ReadableStrea
   }
 
   const url = upstreamUrl(bucket, req.key, req.query);
-  const auth = await upstreamAuth(creds, p.tokens);
-  const headers = await resign(req.method, url, forwardedHeaders(req.headers, identity.signedHeaders, overrides), auth, bucket);
-  const upstream = await forward({ method: req.method, url, headers, body: payload.body, tls: bucket.tls }, bucket.name, signal, p.config.server.upstreamTimeout)
-    .catch((e) => Promise.reject(payload.failure() ?? e));
-  return respond(upstream, req, bucket);
+  const send = async (extra: Record<string, string | null> = {}) => {
+    const auth = await upstreamAuth(creds, p.tokens);
+    const headers = await resign(req.method, url, forwardedHeaders(req.headers, identity.signedHeaders, { ...overrides, ...extra }), auth, bucket);
+    return forward({ method: req.method, url, headers, body: payload.body, tls: bucket.tls }, bucket.name, signal, upstreamTimeout);
+  };
+  const release = await p.backendSlot(bucket.endpoint.origin, signal);
+  let res: Response;
+  let upstream: Response;
+  try {
+    upstream = await send().catch((e) => Promise.reject(payload.failure() ?? guarded?.failure() ?? e));
+    res = await respond(upstream, req, bucket);
+  } catch (e) {
+    release();
+    throw e;
+  }
+  if (!res.body) {
+    release();
+    return res;
+  }
+  const extent = req.operation === "GetObject" && !req.queryMap.has("partNumber") ? resumableExtent(upstream.status, upstream.headers) : undefined;
+  // the rest of the same object version; the client's own conditions were met by the first answer
+  const refetch = (first: number, last: number, etag: string) =>
+    send({ range: `bytes=${first}-${last}`, "if-match": etag, "if-none-match": null, "if-modified-since": null, "if-unmodified-since": null });
+  const settled = settledBody(res.body, release, extent && { extent, refetch });
+  return new Response(settled, { status: res.status, statusText: res.statusText, headers: res.headers });
 }
 
 const hasBody = (method: string) => method !== "GET" && method !== "HEAD";

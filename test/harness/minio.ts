@@ -66,6 +66,8 @@ export interface StartMinioOptions {
   certsDir?: string;
   /** the PEM text of the CA that signed that certificate, for the health check */
   ca?: string;
+  /** extra environment for the server, e.g. MINIO_IDLE_TIMEOUT (its per-write and per-read deadline, default 30s) */
+  env?: Record<string, string>;
 }
 
 async function startOnce(name: string, opts: StartMinioOptions): Promise<MinioServer> {
@@ -90,6 +92,7 @@ async function startOnce(name: string, opts: StartMinioOptions): Promise<MinioSe
           MINIO_BROWSER: "off",
           MINIO_UPDATE: "off",
           MINIO_CALLHOME_ENABLE: "off",
+          ...opts.env,
         },
         echoPrefix: process.env.OSP_TEST_VERBOSE ? `[minio-${name}] ` : undefined,
       },
