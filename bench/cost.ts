@@ -4,6 +4,7 @@
  * (from /proc) divided by what it served, which holds up on a shared machine.
  *
  *   bash bench/install.sh && bun bench/cost.ts [--duration 4] [--rounds 2] [--out FILE.md]
+ *   bun bench/cost.ts --quick --only osp-1,base-1 --baseline ../other-checkout   (a quick A/B of a change)
  *
  * One static nginx origin; in front of it, each on 127.0.0.1:
  *   osp-1 / osp-2      osp with 1 / 2 workers (verifies SigV4, re-signs)
@@ -27,7 +28,10 @@ import { signHeaders } from "./lib/s3.ts";
 
 const { values: opt } = parseArgs({
   args: process.argv.slice(2),
-  options: { duration: { type: "string", default: "4" }, rounds: { type: "string", default: "2" }, out: { type: "string" }, only: { type: "string" } },
+  options: {
+    duration: { type: "string", default: "4" }, rounds: { type: "string", default: "2" }, out: { type: "string" },
+    only: { type: "string" }, quick: { type: "boolean", default: false }, baseline: { type: "string" },
+  },
 });
 const DURATION = Number(opt.duration);
 const ROUNDS = Number(opt.rounds);
@@ -63,16 +67,16 @@ async function startOrigin(): Promise<{ port: number; server: Started }> {
   return { port, server };
 }
 
-async function startOspTarget(workers: number, origin: number): Promise<Target> {
+async function startOspTarget(workers: number, origin: number, checkout = REPO, id = `osp-${workers}`): Promise<Target> {
   const port = await freePort();
-  const config = join(work, `osp-${workers}.toml`);
+  const config = join(work, `${id}.toml`);
   writeFileSync(config, `[server]\nhttp_port = ${port}\nbind = "127.0.0.1"\nworkers = ${workers}\n` +
     `[[keys]]\naccess_key = "${CREDS.accessKey}"\nsecret_key = "${CREDS.secretKey}"\n` +
     `[buckets.${BUCKET}]\nendpoint = "http://127.0.0.1:${origin}"\naddressing_style = "path"\naccess_key = "origin"\nsecret_key = "origin-secret"\n`);
-  const server = spawnDetached(`osp-${workers}`, [process.execPath, "run", join(REPO, "osp.ts"), "--config", config], { logDir: work });
+  const server = spawnDetached(id, [process.execPath, "run", join(checkout, "osp.ts"), "--config", config], { logDir: work });
   await waitHttp(`http://127.0.0.1:${port}/`, 30_000, server.proc);
   await sleep(500 * workers); // every worker listening
-  return { id: `osp-${workers}`, base: `http://127.0.0.1:${port}`, server, verifies: true };
+  return { id, base: `http://127.0.0.1:${port}`, server, verifies: true };
 }
 
 async function startRefTarget(threads: number, origin: number): Promise<Target | undefined> {
@@ -203,26 +207,29 @@ async function main(): Promise<void> {
   try {
     const canaryResult = await canary(originPort);
     log(`Bun ${Bun.version}: Bun.serve ${canaryResult}`);
-    for (const start of [
-      () => startOspTarget(1, originPort), () => startRefTarget(1, originPort), () => startNginxTarget(originPort),
-      ...["bun-serve", "hono-node", "node-fetch", "node-pipe"].map((m) => () => startBare(m, originPort)),
-      () => startOspTarget(2, originPort), () => startRefTarget(2, originPort),
-    ]) {
+    const only = opt.only?.split(",");
+    const starts: [string, () => Promise<Target | undefined>][] = [
+      ["osp-1", () => startOspTarget(1, originPort)], ["ref-1", () => startRefTarget(1, originPort)], ["nginx", () => startNginxTarget(originPort)],
+      ...["bun-serve", "hono-node", "node-fetch", "node-pipe"].map((m) => [m, () => startBare(m, originPort)] as [string, () => Promise<Target>]),
+      ["osp-2", () => startOspTarget(2, originPort)], ["ref-2", () => startRefTarget(2, originPort)],
+    ];
+    // --baseline DIR: osp from another checkout, side by side with this one
+    if (opt.baseline) starts.splice(1, 0, ["base-1", () => startOspTarget(1, originPort, resolve(opt.baseline!), "base-1")]);
+    for (const [id, start] of starts) {
+      if (only && !only.includes(id)) continue;
       const t = await start();
       if (t) targets.push(t);
     }
     const single = targets.filter((t) => !t.id.endsWith("-2"));
-    const only = opt.only?.split(",");
-    const chosen = (list: Target[]) => (only ? list.filter((t) => only.includes(t.id)) : list);
 
     const cells = new Map<string, number[]>();
     const add = (k: string, v: number) => cells.set(k, [...(cells.get(k) ?? []), v]);
     const workloads: [string, string, string, number][] = [
       ["get1k", "GET", "obj-1k", 16], ["head", "HEAD", "obj-1k", 16], ["get1m", "GET", "obj-1m", 16], ["put1m", "PUT", "put-1m", 16], ["lat1k", "GET", "obj-1k", 1],
-    ];
+    ].filter(([id]) => !opt.quick || id !== "head") as [string, string, string, number][];
     for (let round = 0; round < ROUNDS; round++) {
       for (const [id, method, key, c] of workloads) {
-        const order = round % 2 ? [...chosen(single)].reverse() : chosen(single);
+        const order = round % 2 ? [...single].reverse() : single;
         for (const t of order) {
           const r = await cpuPerRequest(t, method, key, c);
           if (r.errors) log(`${t.id} ${id}: ${r.errors} failed requests`);
@@ -231,18 +238,19 @@ async function main(): Promise<void> {
           add(`${t.id}/${id}/p50`, r.p50ms);
         }
       }
-      for (const t of chosen(targets.filter((x) => x.id.startsWith("osp") || x.id.startsWith("ref")))) {
+      if (opt.quick) continue;
+      for (const t of targets.filter((x) => x.id.startsWith("osp") || x.id.startsWith("ref"))) {
         for (const [id, method, key] of [["get1k", "GET", "obj-1k"], ["head", "HEAD", "obj-1k"]] as const) {
           add(`${t.id}/${id}/rps64`, (await cpuPerRequest(t, method, key, 64)).rps);
         }
       }
-      for (const t of chosen(single)) {
+      for (const t of single) {
         add(`${t.id}/get1g`, await cpuPerGb(t, "GET", join(work, "root")));
         add(`${t.id}/put1g`, await cpuPerGb(t, "PUT", join(work, "root")));
       }
     }
     const mem = new Map<string, { fast: Awaited<ReturnType<typeof memory>>; slow: Awaited<ReturnType<typeof memory>> }>();
-    for (const t of chosen(single)) mem.set(t.id, { fast: await memory(t, false), slow: await memory(t, true) });
+    for (const t of opt.quick ? [] : single) mem.set(t.id, { fast: await memory(t, false), slow: await memory(t, true) });
 
     const m = (k: string) => median(cells.get(k) ?? []);
     const ratio = (id: string, k: string) => m(`${id}/${k}`) / m(`ref-1/${k}`);
@@ -254,8 +262,9 @@ async function main(): Promise<void> {
     lines.push("| server | 1 KiB GET µs/req | HEAD µs/req | 1 MiB GET µs/req | 1 MiB PUT µs/req | 1 GiB GET CPU s/GB | 1 GiB PUT CPU s/GB | p50 added, c=1 (ms) | peak RSS 64×1 MiB fast / slow (MiB) | RSS idle → after |");
     lines.push("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     const direct = median(await Promise.all([0, 1].map(async () => (await wrk(`http://127.0.0.1:${originPort}/${BUCKET}/obj-1k`, {}, 1)).p50ms)));
-    for (const t of chosen(single)) {
-      const mm = mem.get(t.id)!;
+    for (const t of single) {
+      const none = { peakMiB: NaN, idleMiB: NaN, afterMiB: NaN };
+      const mm = mem.get(t.id) ?? { fast: none, slow: none };
       lines.push(`| ${t.id} | ${f(m(`${t.id}/get1k/us`))} | ${f(m(`${t.id}/head/us`))} | ${f(m(`${t.id}/get1m/us`))} | ${f(m(`${t.id}/put1m/us`))} | ` +
         `${f(m(`${t.id}/get1g`), 2)} | ${f(m(`${t.id}/put1g`), 2)} | ${f(m(`${t.id}/lat1k/p50`), 2)} | ${f(mm.fast.peakMiB)} / ${f(mm.slow.peakMiB)} | ${f(mm.fast.idleMiB)} → ${f(mm.fast.afterMiB)} |`);
     }
