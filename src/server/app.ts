@@ -65,7 +65,9 @@ export function createApp(pipeline: Pipeline): Hono<Env> {
       // metrics labels: only configured bucket names, so their number stays bounded
       c.set("bucket", pipeline.config.buckets.has(req.bucket) ? req.bucket : "");
       c.set("operation", req.operation);
-      res = await proxy(pipeline, req, bodyOf(c.req.raw, c.env), c.req.raw.signal);
+      // reading the body builds the adapter's whole web Request (URL, headers): only where there is one
+      const body = req.method === "GET" || req.method === "HEAD" ? null : bodyOf(c.req.raw, c.env);
+      res = await proxy(pipeline, req, body, c.req.raw.signal);
     } catch (e) {
       const err = e instanceof S3Error ? e : internalError();
       if (!(e instanceof S3Error)) logError(id, e);

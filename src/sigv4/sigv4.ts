@@ -259,19 +259,19 @@ export interface CanonicalParts {
   payloadHash: string;
 }
 
-/** The hex SigV4 signature of a canonical request with the given secret and scope. */
+/**
+ * The hex SigV4 signature of a canonical request with the given secret and scope, by aws4fetch's
+ * signer. Its constructor is skipped: it parses a URL and copies and canonicalizes headers, all
+ * of which a verifier already has in canonical form (half the CPU of a verification).
+ */
 export async function signature(parts: CanonicalParts, info: Pick<SignedRequestInfo, "datetime" | "region" | "service">, secret: string): Promise<string> {
-  const signer = new Signer({
+  const signer: Signer = Object.assign(Object.create(Signer.prototype), {
     method: parts.method,
-    url: "http://canonical.invalid/",
-    accessKeyId: "-",
     secretAccessKey: secret,
     service: info.service,
     region: info.region,
     datetime: info.datetime,
-    allHeaders: true,
-  });
-  Object.assign(signer, {
+    credentialString: `${info.datetime.slice(0, 8)}/${info.region}/${info.service}/aws4_request`,
     encodedPath: parts.encodedPath,
     encodedSearch: parts.encodedSearch,
     signedHeaders: parts.signedHeaders.join(";"),
