@@ -84,7 +84,8 @@ export async function proxy(p: Pipeline, req: ParsedRequest, body: ReadableStrea
     release();
     throw e;
   }
-  if (!res.body) {
+  // nothing left to read from the backend: its slot is free now
+  if (!res.body || upstream.bodyUsed) {
     release();
     return res;
   }
