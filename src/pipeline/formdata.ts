@@ -62,8 +62,9 @@ function partHeaders(text: string): Map<string, string> {
 export function parseFormHead(buf: Buffer, boundary: string): FormHead | undefined {
   const delimiter = Buffer.from(`\r\n--${boundary}`);
   const opening = Buffer.concat([delimiter.subarray(2), CRLF]);
-  if (buf.length < opening.length) return undefined;
-  if (!buf.subarray(0, opening.length).equals(opening)) throw malformedForm("it does not begin with its boundary");
+  const n = Math.min(buf.length, opening.length);
+  if (!buf.subarray(0, n).equals(opening.subarray(0, n))) throw malformedForm("it does not begin with its boundary");
+  if (n < opening.length) return undefined;
   const fields = new Map<string, string>();
   let pos = opening.length;
   for (;;) {

@@ -21,8 +21,12 @@ import { checkConditions, parsePolicy, verifyPolicySignature } from "./postpolic
 export const isPostObject = (req: ParsedRequest) =>
   req.operation === "PostObject" && req.key === "" && /^multipart\/form-data\s*;/i.test(header(req.headers, "content-type") ?? "");
 
-/** Form fields that become headers of the stored object under their own name. */
-const OBJECT_HEADERS = new Set(["content-type", "cache-control", "content-disposition", "content-encoding", "content-language", "expires"]);
+/**
+ * Form fields that become headers of the PUT under their own name: those that describe the stored
+ * object. Only these: another x-amz-* header (a copy source, say) would make the PUT do something
+ * that was not authorized as PutObject.
+ */
+const OBJECT_HEADER = /^(content-type|cache-control|content-disposition|content-encoding|content-language|expires|x-amz-meta-.+|x-amz-storage-class|x-amz-website-redirect-location|x-amz-server-side-encryption(-.+)?|x-amz-object-lock-(mode|retain-until-date|legal-hold)|x-amz-checksum-[a-z0-9]+|x-amz-checksum-algorithm|x-amz-grant-[a-z-]+|x-amz-expected-bucket-owner)$/;
 /** The form's own signature fields: they authenticate the form, not the object. */
 const SIGNATURE_FIELDS = new Set(["x-amz-algorithm", "x-amz-credential", "x-amz-date", "x-amz-signature", "x-amz-security-token"]);
 
@@ -48,11 +52,13 @@ export function objectHeaders(fields: Map<string, string>, fileType: string | un
   const h = new Headers();
   if (fileType) h.set("content-type", headerValue("file", fileType));
   for (const [name, value] of fields) {
-    if (OBJECT_HEADERS.has(name) || (name.startsWith("x-amz-") && !SIGNATURE_FIELDS.has(name))) {
+    if (OBJECT_HEADER.test(name)) {
       if (!/^[a-z0-9!#$%&'*+.^_`|~-]+$/.test(name)) throw new S3Error(400, "InvalidArgument", `The form field ${name} is not a valid header name`);
       h.set(name, headerValue(name, value));
     } else if (name === "acl") h.set("x-amz-acl", headerValue(name, value));
     else if (name === "tagging") h.set("x-amz-tagging", taggingHeader(value));
+    else if (name.startsWith("x-amz-") && !SIGNATURE_FIELDS.has(name))
+      throw new S3Error(400, "InvalidArgument", `The form field ${name} is not supported in a POST upload`);
   }
   return h;
 }

@@ -111,6 +111,13 @@ def test_post_object_sigv2_policy(target_a, prefix):
     assert not target_a.backend_exists(prefix + "v2-bad.bin")
 
 
+def test_post_object_empty_file(osp, target_b, prefix):
+    url, fields = presigned_post(osp, target_b.bucket, prefix + "empty")
+    r = post_form(url, fields, b"")
+    assert r.status == 204, r.body
+    assert target_b.backend_get(prefix + "empty") == b""
+
+
 def test_post_object_large_file_streams(osp, target_a, prefix, big_file):
     """100 MiB through the form: bytes exact, so the length osp announces upstream is right."""
     path, size, digest = big_file
@@ -164,6 +171,16 @@ def test_post_object_unsigned_field(osp, target_a, prefix):
     """A field no condition names (here metadata) was not vouched for by the signer."""
     r = _refused(osp, target_a, prefix, 403, "AccessDenied", lambda f: {**f, "x-amz-meta-evil": "1"})
     assert "x-amz-meta-evil" in r.xml_message()
+
+
+def test_post_object_copy_source_field(osp, target_a, prefix):
+    """Even a policy that names x-amz-copy-source cannot turn the upload into a copy of another object."""
+    osp.put_object(Bucket=target_a.bucket, Key=prefix + "source", Body=b"not yours")
+    url, fields = presigned_post(osp, target_a.bucket, prefix + "copy", fields={"x-amz-copy-source": f"/{target_a.bucket}/{prefix}source"},
+                                 conditions=[{"x-amz-copy-source": f"/{target_a.bucket}/{prefix}source"}])
+    r = post_form(url, fields, b"")
+    assert r.status == 400 and r.xml_code() == "InvalidArgument", r.body
+    assert not target_a.backend_exists(prefix + "copy")
 
 
 def test_post_object_fields_after_file(osp, target_a, prefix):
