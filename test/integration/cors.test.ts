@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { GetObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3";
 import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
 import { keyToml, serverToml } from "../harness/env.ts";
+import { hmacHex, signingKey } from "../../src/sigv4/sigv4.ts";
 import { freePort, startOsp, type OspInstance } from "../harness/osp.ts";
 import { backendClient, env, randomBytes, sdkClient, sha256, uniquePrefix, xmlCode } from "./util.ts";
 
@@ -51,6 +52,15 @@ const preflight = (path: string, origin: string | undefined, method: string | un
     },
   });
 
+/** An upload's answer as the page that sent it sees it, and the bytes as MinIO holds them. */
+async function storedForPage(r: Response, status: number, key: string, data: Uint8Array) {
+  expect(r.status).toBe(status);
+  expect(r.headers.get("access-control-allow-origin")).toBe(APP);
+  expect(r.headers.get("access-control-expose-headers")).toBe("ETag, x-amz-request-id");
+  const stored = await backendClient(env.minioA).send(new GetObjectCommand({ Bucket: env.bucketA, Key: key }));
+  expect(sha256(await stored.Body!.transformToByteArray())).toBe(sha256(data));
+}
+
 describe("CORS", () => {
   test("a preflight, then the presigned PUT it was for, from an allowed origin", async () => {
     const key = `${prefix}upload.bin`;
@@ -69,11 +79,24 @@ describe("CORS", () => {
     const data = randomBytes(100_000);
     const url = await getSignedUrl(sdkClient(osp.endpoint), new PutObjectCommand({ Bucket: "web", Key: key, ContentType: "application/octet-stream" }), { expiresIn: 300 });
     const put = await fetch(url, { method: "PUT", headers: { origin: APP, "content-type": "application/octet-stream" }, body: data });
-    expect(put.status).toBe(200);
-    expect(put.headers.get("access-control-allow-origin")).toBe(APP);
-    expect(put.headers.get("access-control-expose-headers")).toBe("ETag, x-amz-request-id");
-    const stored = await backendClient(env.minioA).send(new GetObjectCommand({ Bucket: env.bucketA, Key: key }));
-    expect(sha256(await stored.Body!.transformToByteArray())).toBe(sha256(data));
+    await storedForPage(put, 200, key, data);
+  });
+
+  test("a form upload from a page (FormData, encoded by fetch as a page's script would) is readable by that page", async () => {
+    const key = `${prefix}form.bin`;
+    const datetime = new Date().toISOString().replace(/[-:]|\.\d+/g, "");
+    const credential = `${env.accessKey}/${datetime.slice(0, 8)}/${env.region}/s3/aws4_request`;
+    const policy = Buffer.from(JSON.stringify({
+      expiration: new Date(Date.now() + 600_000).toISOString(),
+      conditions: [{ bucket: "web" }, { key }, { "x-amz-algorithm": "AWS4-HMAC-SHA256" }, { "x-amz-credential": credential }, { "x-amz-date": datetime }],
+    })).toString("base64");
+    const form = new FormData();
+    for (const [name, value] of Object.entries({ key, "x-amz-algorithm": "AWS4-HMAC-SHA256", "x-amz-credential": credential, "x-amz-date": datetime, policy,
+      "x-amz-signature": hmacHex(signingKey(env.secretKey, datetime.slice(0, 8), env.region, "s3"), policy) })) form.append(name, value);
+    const data = randomBytes(70_000);
+    form.append("file", new Blob([data]), "form.bin");
+    const r = await fetch(`${osp.endpoint}/web`, { method: "POST", headers: { origin: APP }, body: form });
+    await storedForPage(r, 204, key, data);
   });
 
   test("wildcards: a subdomain pattern, and '*' for GET from anywhere", async () => {

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
+import subprocess
 import uuid
 from email.header import decode_header, make_header
 from urllib.parse import parse_qs, urlsplit
@@ -109,6 +111,22 @@ def test_post_object_sigv2_policy(target_a, prefix):
     r = post_form(url, {**fields, "key": prefix + "v2-bad.bin"}, data)
     assert r.status == 403 and r.xml_code() == "SignatureDoesNotMatch", r.body
     assert not target_a.backend_exists(prefix + "v2-bad.bin")
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl not installed")
+def test_post_object_curl_form(osp, target_a, prefix, tmp_path):
+    """curl -F, which sends `Expect: 100-continue` for a body over 1 MiB and writes its own framing."""
+    data = os.urandom(3 * MiB + 17)
+    path = tmp_path / "upload.bin"
+    path.write_bytes(data)
+    url, fields = presigned_post(osp, target_a.bucket, prefix + "curl/${filename}", conditions=[["content-length-range", 1, 4 * MiB]])
+    args = ["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "-v"]
+    for name, value in fields.items():
+        args += ["--form-string", f"{name}={value}"]
+    out = subprocess.run(args + ["-F", f"file=@{path}", url], capture_output=True, text=True, timeout=120)
+    assert out.stdout == "204", out.stderr[-2000:]
+    assert "Expect: 100-continue" in out.stderr
+    assert target_a.backend_get(prefix + "curl/upload.bin") == data
 
 
 def test_post_object_empty_file(osp, target_b, prefix):
