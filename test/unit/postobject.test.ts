@@ -1,7 +1,7 @@
 /** POST Object's pure parts: the form's framing, the policy document and its conditions. */
 import { describe, expect, test } from "bun:test";
 import { closingLength, fileStream, formBoundary, parseFormHead, type BodyReader } from "../../src/pipeline/formdata.ts";
-import { checkConditions, parsePolicy } from "../../src/pipeline/postpolicy.ts";
+import { checkConditions, parsePolicy, verifyPolicySignature } from "../../src/pipeline/postpolicy.ts";
 import { objectHeaders, taggingHeader } from "../../src/pipeline/postobject.ts";
 import { S3Error } from "../../src/errors.ts";
 
@@ -135,6 +135,20 @@ describe("policy", () => {
     expect(code({ expiration: later, conditions: [["eq", "key", "x"]] })).toBe("InvalidPolicyDocument");
     expect(code("not base64!")).toBe("InvalidPolicyDocument");
     expect(code(Buffer.from("{nope").toString("base64"))).toBe("InvalidPolicyDocument");
+  });
+
+  test("signature fields: none is anonymous; SigV2 only while [server] sigv2 allows it", async () => {
+    const lookup = async (k: string) => (k === "AK" ? "secret" : null);
+    const code = (fields: Record<string, string>, sigv2 = true) =>
+      verifyPolicySignature(new Map(Object.entries(fields)), lookup, sigv2).then(() => "ok", (e: S3Error) => e.code);
+    expect(await code({ key: "k" })).toBe("AccessDenied");
+    expect(await code({ policy: "e30=" })).toBe("AccessDenied");
+    expect(await code({ policy: "e30=", awsaccesskeyid: "AK", signature: "x" }, false)).toBe("InvalidRequest");
+    expect(await code({ policy: "e30=", awsaccesskeyid: "AK", signature: "x" })).toBe("SignatureDoesNotMatch");
+    expect(await code({ policy: "e30=", awsaccesskeyid: "NOPE", signature: "x" })).toBe("InvalidAccessKeyId");
+    expect(await code({ policy: "e30=", "x-amz-algorithm": "AWS4-HMAC-SHA1", "x-amz-credential": "AK/20260101/us-east-1/s3/aws4_request", "x-amz-date": "20260101T000000Z", "x-amz-signature": "0" })).toBe("InvalidArgument");
+    expect(await code({ policy: "e30=", "x-amz-algorithm": "AWS4-HMAC-SHA256", "x-amz-credential": "AK/20260101/us-east-1/s3/aws4_request", "x-amz-date": "20260102T000000Z", "x-amz-signature": "0" })).toBe("InvalidArgument");
+    expect(await code({ policy: "e30=", "x-amz-algorithm": "AWS4-HMAC-SHA256", "x-amz-credential": "AK/20260101/us-east-1/s3/aws4_request", "x-amz-date": "20260101T000000Z", "x-amz-signature": "0" })).toBe("SignatureDoesNotMatch");
   });
 
   test("conditions: every one met, every field named by one", () => {
