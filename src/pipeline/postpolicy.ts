@@ -73,6 +73,7 @@ export function parsePolicy(base64: string, now: number): Condition[] {
 function condition(c: unknown): Condition[] {
   const text = JSON.stringify(c);
   if (typeof c === "object" && c !== null && !Array.isArray(c)) {
+    if (Object.keys(c).length === 0) throw invalidPolicy(`Empty condition: ${text}`);
     return Object.entries(c).map(([field, value]) => {
       if (typeof value !== "string") throw invalidPolicy(`Condition values must be strings: ${text}`);
       return { op: "eq", field: field.toLowerCase(), value, text };
@@ -91,9 +92,12 @@ function condition(c: unknown): Condition[] {
   return [{ op, field: c[1].slice(1).toLowerCase(), value: c[2], text }];
 }
 
-/** Fields a policy need not name: its own signature, and what S3 lets a form add freely. */
+/**
+ * Fields a policy need not name: its own signature, what S3 lets a form add freely, and checksums
+ * of the file, which can only make the backend refuse it.
+ */
 const unconditioned = (name: string) =>
-  ["policy", "x-amz-signature", "signature", "awsaccesskeyid", "file"].includes(name) || name.startsWith("x-ignore-");
+  ["policy", "x-amz-signature", "signature", "awsaccesskeyid", "file"].includes(name) || /^(x-ignore-|x-amz-checksum-)/.test(name);
 
 /**
  * Whether the form's values (its fields, with the bucket of the URL and the key as it will be

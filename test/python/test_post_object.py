@@ -3,10 +3,14 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import hmac
+import json
 import os
 import shutil
 import subprocess
+import time
 import uuid
 from email.header import decode_header, make_header
 from urllib.parse import parse_qs, urlsplit
@@ -15,6 +19,7 @@ import pytest
 
 import boto3
 from botocore.config import Config
+from urllib3 import encode_multipart_formdata
 
 from s3util import ACCESS_KEY, ENDPOINT, REGION, SECRET_KEY, raw_request, xml_field
 
@@ -136,6 +141,22 @@ def test_post_object_empty_file(osp, target_b, prefix):
     assert target_b.backend_get(prefix + "empty") == b""
 
 
+def test_post_object_checksum_field(osp, target_a, prefix):
+    """A checksum field needs no condition (it can only make the backend refuse); a wrong one is refused by the backend."""
+    data = os.urandom(2 * MiB)
+    good = base64.b64encode(hashlib.sha256(data).digest()).decode()
+    url, fields = presigned_post(osp, target_a.bucket, prefix + "sum.bin")
+    r = post_form(url, {**fields, "x-amz-checksum-sha256": good}, data)
+    assert r.status == 204, r.body
+    assert target_a.backend_get(prefix + "sum.bin") == data
+    assert target_a.backend.head_object(Bucket=target_a.backend_bucket, Key=prefix + "sum.bin", ChecksumMode="ENABLED")["ChecksumSHA256"] == good
+
+    url, fields = presigned_post(osp, target_a.bucket, prefix + "badsum.bin")
+    r = post_form(url, {**fields, "x-amz-checksum-sha256": base64.b64encode(hashlib.sha256(b"other").digest()).decode()}, data)
+    assert r.status == 400, r.body
+    assert not target_a.backend_exists(prefix + "badsum.bin")
+
+
 def test_post_object_large_file_streams(osp, target_a, prefix, big_file):
     """100 MiB through the form: bytes exact, so the length osp announces upstream is right."""
     path, size, digest = big_file
@@ -219,3 +240,59 @@ def test_post_object_anonymous(target_a, prefix):
     r = post_form(f"{ENDPOINT}/{target_a.bucket}", {"key": prefix + "anon.bin"}, b"data")
     assert r.status == 403 and r.xml_code() == "AccessDenied", r.body
     assert not target_a.backend_exists(prefix + "anon.bin")
+
+
+# ------------------------------------------------ hand-made policies, as ceph/s3-tests writes them
+
+
+def _v2_form(bucket: str, conditions: list, fields: list, expiration: str | None = None) -> tuple[bytes, str]:
+    """A SigV2-signed policy and its form, encoded by urllib3 (what `requests` uses)."""
+    doc = {"expiration": expiration or time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 600)), "conditions": conditions}
+    policy = base64.b64encode(json.dumps(doc).encode())
+    signature = base64.b64encode(hmac.new(SECRET_KEY.encode(), policy, hashlib.sha1).digest()).decode()
+    auth = [("AWSAccessKeyId", ACCESS_KEY), ("signature", signature), ("policy", policy.decode())]
+    return encode_multipart_formdata(fields[:1] + auth + fields[1:])
+
+
+S3TESTS_CONDITIONS = lambda b: [{"bucket": b}, ["starts-with", "$key", "foo"], {"acl": "private"}, ["starts-with", "$Content-Type", "text/plain"], ["content-length-range", 0, 1024]]
+
+
+@pytest.mark.parametrize("case, conditions, fields, status", [
+    ("case-insensitive names", lambda b: [{"bUcKeT": b}, ["StArTs-WiTh", "$KeY", "foo"], {"AcL": "private"}, ["StArTs-WiTh", "$CoNtEnT-TyPe", "text/plain"], ["content-length-range", 0, 1024]],
+     [("kEy", "foo.txt"), ("aCl", "private"), ("Content-Type", "text/plain")], 204),
+    ("x-ignore- fields", S3TESTS_CONDITIONS, [("key", "foo.txt"), ("acl", "private"), ("Content-Type", "text/plain"), ("x-ignore-foo", "bar")], 204),
+    ("${filename}", S3TESTS_CONDITIONS, [("key", "foo/${filename}"), ("acl", "private"), ("Content-Type", "text/plain")], 204),
+    ("tagging", lambda b: S3TESTS_CONDITIONS(b) + [["starts-with", "$tagging", ""]],
+     [("key", "foo.txt"), ("acl", "private"), ("tagging", "<Tagging><TagSet><Tag><Key>0</Key><Value>0</Value></Tag></TagSet></Tagging>"), ("Content-Type", "text/plain")], 204),
+    ("no bucket condition", lambda b: S3TESTS_CONDITIONS(b)[1:], [("key", "foo.txt"), ("acl", "private"), ("Content-Type", "text/plain")], 403),
+    ("metadata condition unmet", lambda b: S3TESTS_CONDITIONS(b) + [["eq", "$x-amz-meta-foo", ""]],
+     [("key", "foo.txt"), ("acl", "private"), ("Content-Type", "text/plain"), ("x-amz-meta-foo", "barclamp")], 403),
+    ("metadata field missing", lambda b: S3TESTS_CONDITIONS(b) + [["starts-with", "$x-amz-meta-foo", "bar"]],
+     [("key", "foo.txt"), ("acl", "private"), ("Content-Type", "text/plain")], 403),
+    ("empty condition", lambda b: [{}], [("key", "foo.txt"), ("acl", "private"), ("Content-Type", "text/plain")], 400),
+    ("content-length-range without max", lambda b: S3TESTS_CONDITIONS(b)[:4] + [["content-length-range", 0]],
+     [("key", "foo.txt"), ("acl", "private"), ("Content-Type", "text/plain")], 400),
+    ("no key field", S3TESTS_CONDITIONS, [("acl", "private"), ("Content-Type", "text/plain")], 400),
+])
+def test_post_object_s3tests_cases(target_a, prefix, case, conditions, fields, status):
+    """The POST cases of ceph/s3-tests (`test_post_object_*`), with their expected statuses, under this test's prefix."""
+    fields = [(n, prefix + v if n.lower() == "key" else v) for n, v in fields]
+    conds = [[c[0], c[1], prefix + c[2]] if isinstance(c, list) and str(c[1]).lower() == "$key" else c for c in conditions(target_a.bucket)]
+    body, content_type = _v2_form(target_a.bucket, conds, fields + [("file", ("foo.txt", b"bar"))])
+    r = raw_request("POST", f"{ENDPOINT}/{target_a.bucket}", {"Content-Type": content_type}, body)
+    assert r.status == status, (case, r.body)
+    stored = target_a.backend_keys(prefix)
+    assert stored == ([prefix + "foo/foo.txt" if "${filename}" in fields[0][1] else prefix + "foo.txt"] if status == 204 else []), case
+    if status == 204:
+        assert target_a.backend_get(stored[0]) == b"bar"
+
+
+def test_post_object_policy_dates(target_a, prefix):
+    """An expired policy is refused (403), and an expiration that is not ISO 8601 too (400)."""
+    fields = [("key", prefix + "foo.txt"), ("acl", "private"), ("Content-Type", "text/plain"), ("file", ("f", b"bar"))]
+    conds = [{"bucket": target_a.bucket}, ["starts-with", "$key", prefix], {"acl": "private"}, ["starts-with", "$Content-Type", "text/plain"]]
+    for expiration, status in (("2000-01-01T00:00:00Z", 403), (time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(time.time() + 600)), 400)):
+        body, content_type = _v2_form(target_a.bucket, conds, fields, expiration)
+        r = raw_request("POST", f"{ENDPOINT}/{target_a.bucket}", {"Content-Type": content_type}, body)
+        assert r.status == status, r.body
+    assert target_a.backend_keys(prefix) == []

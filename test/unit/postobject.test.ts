@@ -133,6 +133,7 @@ describe("policy", () => {
     expect(code({ expiration: later, conditions: [["content-length-range", -1, 0]] })).toBe("InvalidPolicyDocument");
     expect(code({ expiration: later, conditions: [["matches", "$key", ".*"]] })).toBe("InvalidPolicyDocument");
     expect(code({ expiration: later, conditions: [["eq", "key", "x"]] })).toBe("InvalidPolicyDocument");
+    expect(code({ expiration: later, conditions: [{}] })).toBe("InvalidPolicyDocument");
     expect(code("not base64!")).toBe("InvalidPolicyDocument");
     expect(code(Buffer.from("{nope").toString("base64"))).toBe("InvalidPolicyDocument");
   });
@@ -157,7 +158,8 @@ describe("policy", () => {
       conditions: [{ bucket: "b" }, ["starts-with", "$key", "u/"], ["starts-with", "$Content-Type", "image/"], ["content-length-range", 1, 100], { "x-amz-meta-a": "1" }],
     }), Date.now());
     const values = (extra: Record<string, string> = {}) =>
-      new Map(Object.entries({ bucket: "b", key: "u/x", "content-type": "image/png, image/jpeg", "x-amz-meta-a": "1", policy: "p", "x-amz-signature": "s", "x-ignore-me": "1", ...extra }));
+      new Map(Object.entries({ bucket: "b", key: "u/x", "content-type": "image/png, image/jpeg", "x-amz-meta-a": "1", policy: "p", "x-amz-signature": "s", "x-ignore-me": "1",
+        "x-amz-checksum-sha256": "aTL9MeXa9HObn6eP93eygxsJlcwdCwCTysgGAZAgE7w=", ...extra }));
     checkConditions(conditions, values(), 50);
     const code = (extra: Record<string, string>, size = 50) => s3Code(() => checkConditions(conditions, values(extra), size));
     expect(code({ key: "v/x" })).toBe("AccessDenied");
