@@ -15,6 +15,8 @@ import { resign } from "./resign.ts";
 import { forward } from "./forward.ts";
 import { respond } from "./respond.ts";
 import { header, uriEncode } from "../sigv4/sigv4.ts";
+import { bodyDeadline } from "./deadline.ts";
+import { settledBody } from "./resume.ts";
 import { closingLength, fileStream, formBoundary, malformedForm, readFormHead } from "./formdata.ts";
 import { checkConditions, parsePolicy, verifyPolicySignature } from "./postpolicy.ts";
 
@@ -90,7 +92,9 @@ export async function postObject(p: Pipeline, req: ParsedRequest, body: Readable
   const total = header(req.headers, "content-length");
   if (total === undefined || !/^\d{1,15}$/.test(total)) throw new S3Error(411, "MissingContentLength", "You must provide the Content-Length HTTP header.");
   if (!body) throw malformedForm("it is empty");
-  const reader = body.getReader();
+  const { bodyTimeout, minBodyRate, upstreamTimeout } = p.config.server;
+  const guarded = bodyDeadline(body, bodyTimeout, minBodyRate);
+  const reader = guarded.body.getReader();
   const { head, first } = await readFormHead(reader, boundary);
   const fields = head.fields;
   const accessKey = await verifyPolicySignature(fields, p.lookupSecret, p.config.server.sigv2);
@@ -110,16 +114,31 @@ export async function postObject(p: Pipeline, req: ParsedRequest, body: Readable
   const headers = objectHeaders(fields, head.fileType);
   headers.set("content-length", String(length));
   headers.set("x-amz-content-sha256", "UNSIGNED-PAYLOAD");
-  let failure: S3Error | undefined;
-  const file = fileStream(first, reader, length, boundary, (e) => (failure = e));
+  let malformed: S3Error | undefined;
+  const failure = () => malformed ?? guarded.failure();
+  const file = fileStream(first, reader, length, boundary, (e) => (malformed = e));
   // an empty file would be complete upstream before the body's end is checked: check it first
   if (length === 0) await new Response(file).arrayBuffer().catch(() => {});
-  if (failure) throw failure;
-  const upstream = await forward({ method: "PUT", url, headers: await resign("PUT", url, headers, auth, bucket), body: length === 0 ? null : file, tls: bucket.tls },
-    bucket.name, signal, p.config.server.upstreamTimeout).catch((e) => Promise.reject(failure ?? e));
-  if (failure) throw failure;
-  if (!upstream.ok) return respond(upstream, req, bucket);
-  upstream.body?.cancel().catch(() => {});
-  const location = `${req.scheme}://${header(req.headers, "host")}/${bucket.name}/${uriEncode(key, true)}`;
-  return postAnswer(fields, location, bucket.name, key, upstream.headers);
+  if (failure()) throw failure();
+  const signed = await resign("PUT", url, headers, auth, bucket);
+  const release = await p.backendSlot(bucket.endpoint.origin, signal);
+  const upstream = await forward({ method: "PUT", url, headers: signed, body: length === 0 ? null : file, tls: bucket.tls }, bucket.name, signal, upstreamTimeout)
+    .catch((e) => {
+      release();
+      return Promise.reject(failure() ?? e);
+    });
+  if (upstream.ok) {
+    release();
+    upstream.body?.cancel().catch(() => {});
+    const location = `${req.scheme}://${header(req.headers, "host")}/${bucket.name}/${uriEncode(key, true)}`;
+    return postAnswer(fields, location, bucket.name, key, upstream.headers);
+  }
+  if (failure() || !upstream.body) {
+    release();
+    upstream.body?.cancel().catch(() => {});
+    if (failure()) throw failure();
+    return respond(upstream, req, bucket);
+  }
+  // the backend's error document holds the slot until it has been passed on
+  return respond(new Response(settledBody(upstream.body, release), upstream), req, bucket);
 }
