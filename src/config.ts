@@ -84,6 +84,18 @@ export interface BucketConfig {
   tls: { ca?: string; rejectUnauthorized: boolean };
   /** Seconds that credentials and authorization decisions for this bucket are cached. */
   ttl: number;
+  /** CORS rules, as S3's CORSRule: the first that matches answers. None: browsers get no CORS access. */
+  cors: CorsRule[];
+}
+
+export interface CorsRule {
+  /** Origins, each with at most one "*" wildcard ("https://*.example.com", "*"). */
+  allowedOrigins: string[];
+  allowedMethods: string[];
+  /** Request headers a preflight may ask for, lower-case, each with at most one "*". */
+  allowedHeaders: string[];
+  exposeHeaders: string[];
+  maxAge?: number;
 }
 
 export class ConfigError extends Error {
@@ -95,7 +107,7 @@ export class ConfigError extends Error {
 }
 
 type Table = Record<string, unknown>;
-type Kind = "string" | "integer" | "boolean" | "string[]";
+type Kind = "string" | "integer" | "boolean" | "string[]" | "table[]";
 
 const isTable = (v: unknown): v is Table => typeof v === "object" && v !== null && !Array.isArray(v) && !(v instanceof Date);
 
@@ -121,6 +133,10 @@ function fields(table: unknown, where: string, spec: Record<string, Kind>, env: 
       if (!Array.isArray(v) || v.some((x) => typeof x !== "string"))
         throw new ConfigError(at, `expected an array of strings, found ${kindOf(v)}`);
       return v.map((x) => expand(x, at, env)) as T;
+    }
+    if (kind === "table[]") {
+      if (!Array.isArray(v)) throw new ConfigError(at, `expected an array of tables, found ${kindOf(v)}`);
+      return v as T;
     }
     if (kindOf(v) !== kind) throw new ConfigError(at, `expected ${kind}, found ${kindOf(v)}`);
     if (kind === "string") return expand(v as string, at, env) as T;
@@ -172,6 +188,35 @@ function readCertificates(path: string, where: string): string {
   }
   if (!pem.includes("-----BEGIN CERTIFICATE-----")) throw new ConfigError(where, `${path} holds no PEM certificate`);
   return pem;
+}
+
+const CORS_METHODS = ["GET", "PUT", "POST", "DELETE", "HEAD"];
+
+function corsRule(rule: unknown, where: string, env: Record<string, string | undefined>): CorsRule {
+  const f = fields(rule, where, {
+    allowed_origins: "string[]", allowed_methods: "string[]", allowed_headers: "string[]", expose_headers: "string[]", max_age: "integer",
+  }, env);
+  const oneWildcard = (name: string, list: string[]) => {
+    const bad = list.find((v) => v === "" || v.split("*").length > 2);
+    if (bad !== undefined) throw new ConfigError(`${where}.${name}`, `${JSON.stringify(bad)}: each value must be non-empty with at most one "*"`);
+    return list;
+  };
+  const origins = f<string[]>("allowed_origins");
+  if (!origins?.length) throw new ConfigError(`${where}.allowed_origins`, "is required (at least one origin, or \"*\")");
+  const methods = f<string[]>("allowed_methods");
+  if (!methods?.length) throw new ConfigError(`${where}.allowed_methods`, `is required (some of ${CORS_METHODS.join(", ")})`);
+  const badMethod = methods.find((m) => !CORS_METHODS.includes(m));
+  if (badMethod !== undefined) throw new ConfigError(`${where}.allowed_methods`, `${JSON.stringify(badMethod)} is not one of ${CORS_METHODS.join(", ")}`);
+  const expose = f<string[]>("expose_headers") ?? [];
+  if (expose.some((h) => h.includes("*"))) throw new ConfigError(`${where}.expose_headers`, "wildcards are not allowed here");
+  const maxAge = f<number>("max_age");
+  return {
+    allowedOrigins: oneWildcard("allowed_origins", origins),
+    allowedMethods: methods,
+    allowedHeaders: oneWildcard("allowed_headers", f<string[]>("allowed_headers") ?? []).map((h) => h.toLowerCase()),
+    exposeHeaders: expose,
+    maxAge: maxAge === undefined ? undefined : inRange(maxAge, 0, 86400 * 365, `${where}.max_age`),
+  };
 }
 
 /** Validates a parsed TOML document. `baseDir` resolves relative paths (hooks module, certificates). */
@@ -257,7 +302,7 @@ export function validateConfig(doc: unknown, env: Record<string, string | undefi
     const f = fields(b, where, {
       endpoint: "string", region: "string", addressing_style: "string", backend_bucket: "string",
       access_key: "string", secret_key: "string", apikey: "string", service_instance_id: "string", ttl: "integer",
-      ca_file: "string", tls_verify: "boolean",
+      ca_file: "string", tls_verify: "boolean", cors: "table[]",
     }, env);
     const endpoint = f<string>("endpoint");
     if (!endpoint) throw new ConfigError(`${where}.endpoint`, "is required");
@@ -286,6 +331,7 @@ export function validateConfig(doc: unknown, env: Record<string, string | undefi
       serviceInstanceId: f<string>("service_instance_id"),
       tls: { ca: caFile === undefined ? undefined : readCertificates(resolve(baseDir, caFile), `${where}.ca_file`), rejectUnauthorized: tlsVerify ?? true },
       ttl: inRange(f<number>("ttl") ?? 300, 0, 86400 * 7, `${where}.ttl`),
+      cors: (f<unknown[]>("cors") ?? []).map((rule, i) => corsRule(rule, `${where}.cors[${i}]`, env)),
     });
   }
   for (const [i, k] of keys.entries()) {

@@ -114,7 +114,7 @@ export async function authenticate(req: ParsedRequest, lookupSecret: SecretLooku
   return signed.version === 4 ? authenticateV4(req, signed.info, lookupSecret, now, policy) : authenticateV2(req, signed.credential, lookupSecret, now, policy);
 }
 
-async function secretOf(lookupSecret: SecretLookup, accessKey: string): Promise<string> {
+export async function secretOf(lookupSecret: SecretLookup, accessKey: string): Promise<string> {
   const secret = await lookupSecret(accessKey);
   if (secret === null) throw new S3Error(403, "InvalidAccessKeyId", "The AWS Access Key Id you provided does not exist in our records.");
   return secret;

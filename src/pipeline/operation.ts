@@ -40,7 +40,7 @@ export function s3Operation(method: string, bucket: string, key: string, query: 
   const sub = subresource(method, query, BUCKET_SUBRESOURCES);
   if (sub) return sub;
   if (method === "GET") return query.get("list-type") === "2" ? "ListObjectsV2" : "ListObjects";
-  return { HEAD: "HeadBucket", PUT: "CreateBucket", DELETE: "DeleteBucket" }[method] ?? "Unknown";
+  return { HEAD: "HeadBucket", PUT: "CreateBucket", DELETE: "DeleteBucket", POST: "PostObject" }[method] ?? "Unknown";
 }
 
 /** Operations that change nothing: all a read-only key may do. */

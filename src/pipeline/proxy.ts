@@ -21,6 +21,8 @@ import { createBackendSlots, type AcquireSlot } from "../state/slots.ts";
 import { listBucketsXml } from "./listbuckets.ts";
 import { header } from "../sigv4/sigv4.ts";
 import { createSecretLookup } from "../state/secrets.ts";
+import { preflight } from "./cors.ts";
+import { isPostObject, postObject } from "./postobject.ts";
 
 export interface Pipeline {
   config: Config;
@@ -46,6 +48,10 @@ export function createPipeline(config: Config, hooks: Hooks): Pipeline {
 }
 
 export async function proxy(p: Pipeline, req: ParsedRequest, body: ReadableStream<Uint8Array> | null, signal: AbortSignal): Promise<Response> {
+  // the two requests that carry no signed request: a CORS preflight (never forwarded), and a
+  // browser form upload (authenticated by its signed policy)
+  if (req.method === "OPTIONS") return preflight(p.config, req);
+  if (isPostObject(req)) return postObject(p, req, body, signal);
   const identity = await authenticate(req, p.lookupSecret, Date.now(), p.config.server);
   if (!req.bucket) return listBuckets(p, req, identity);
 

@@ -6,6 +6,7 @@ import { Registry } from "prom-client";
 import { S3Error, errorResponse, internalError } from "../errors.ts";
 import { newRequestId, parseRequest, type ParsedRequest } from "../pipeline/request.ts";
 import { proxy, type Pipeline } from "../pipeline/proxy.ts";
+import { withCors } from "../pipeline/cors.ts";
 import { logAccess, logError } from "./log.ts";
 
 type Env = { Bindings: HttpBindings; Variables: { bucket: string; operation: string } };
@@ -73,6 +74,7 @@ export function createApp(pipeline: Pipeline): Hono<Env> {
       if (!(e instanceof S3Error)) logError(id, e);
       res = errorResponse(err, id, req ? req.rawPath : "/", incoming.method ?? "GET");
     }
+    if (req) res = withCors(res, pipeline.config.buckets.get(req.bucket), req);
     if (!res.headers.has("x-amz-request-id")) res.headers.set("x-amz-request-id", id);
     // refused before "100 Continue", or a body that stopped coming: the rest of the body is not read,
     // so this connection cannot carry another request

@@ -106,9 +106,9 @@ export interface SignedRequestInfo {
 }
 
 const SCOPE_PART = /^[a-z0-9-]{1,64}$/;
-const DATETIME = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/;
+export const DATETIME = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/;
 
-function parseCredential(credential: string, bad: (m: string) => S3Error) {
+export function parseCredential(credential: string, bad: (m: string) => S3Error) {
   const parts = credential.split("/");
   if (parts.length < 5 || parts[parts.length - 1] !== "aws4_request")
     throw bad(`the Credential is malformed; expecting "<YOUR-AKID>/YYYYMMDD/REGION/SERVICE/aws4_request"`);

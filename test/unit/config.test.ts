@@ -55,7 +55,7 @@ describe("osp.toml", () => {
   test("each mistake names its field", () => {
     expect(problem(base.replace("http_port = 8080", 'iam_endpoint = "iam.example"'))).toBe('server.iam_endpoint: not a valid URL: "iam.example"');
     expect(problem(base, {})).toBe("keys[0].secret_key: environment variable SECRET is not set");
-    expect(problem(base + "extra = 1\n")).toBe("buckets.a-bucket.extra: unknown field (known: endpoint, region, addressing_style, backend_bucket, access_key, secret_key, apikey, service_instance_id, ttl, ca_file, tls_verify)");
+    expect(problem(base + "extra = 1\n")).toBe("buckets.a-bucket.extra: unknown field (known: endpoint, region, addressing_style, backend_bucket, access_key, secret_key, apikey, service_instance_id, ttl, ca_file, tls_verify, cors)");
     expect(problem(base.replace("http_port = 8080", 'http_port = "8080"'))).toBe("server.http_port: expected integer, found string");
     expect(problem(base.replace("http_port = 8080", "http_port = 70000"))).toBe("server.http_port: must be between 0 and 65535, found 70000");
     expect(problem(base.replace("http_port = 8080", "body_timeout = 0"))).toBe("server.body_timeout: must be between 1 and 3600, found 0");
@@ -74,6 +74,24 @@ describe("osp.toml", () => {
     expect(problem(base.replace('region = "eu-de"', 'addressing_style = "dns"'))).toBe('buckets.a-bucket.addressing_style: must be "virtual" or "path", found "dns"');
     expect(problem(base.replace("http_port = 8080", "http_port = 8080\nadmin_port = 8080"))).toBe("server.admin_port: 8080 is also http_port");
     expect(problem(base.replace("http_port = 8080", "http_port = 8080\nmetrics_port = 8080"))).toBe("server.metrics_port: 8080 is also http_port");
+  });
+
+  test("CORS rules, as S3's CORSRule", () => {
+    const rule = `[[buckets.a-bucket.cors]]\nallowed_origins = ["https://*.example.com"]\nallowed_methods = ["GET", "PUT"]\n`;
+    const c = parseConfig(base + rule + `allowed_headers = ["Content-Type", "x-amz-*"]\nexpose_headers = ["ETag"]\nmax_age = 3000\n`, env, "/etc/osp");
+    expect(c.buckets.get("a-bucket")!.cors).toEqual([{
+      allowedOrigins: ["https://*.example.com"], allowedMethods: ["GET", "PUT"], allowedHeaders: ["content-type", "x-amz-*"], exposeHeaders: ["ETag"], maxAge: 3000,
+    }]);
+    expect(parseConfig(base, env, "/").buckets.get("a-bucket")!.cors).toEqual([]);
+    const at = "buckets.a-bucket.cors[0]";
+    expect(problem(base + `[[buckets.a-bucket.cors]]\nallowed_methods = ["GET"]\n`)).toBe(`${at}.allowed_origins: is required (at least one origin, or "*")`);
+    expect(problem(base + `[[buckets.a-bucket.cors]]\nallowed_origins = ["*"]\n`)).toBe(`${at}.allowed_methods: is required (some of GET, PUT, POST, DELETE, HEAD)`);
+    expect(problem(base + rule.replace('"PUT"', '"PATCH"'))).toBe(`${at}.allowed_methods: "PATCH" is not one of GET, PUT, POST, DELETE, HEAD`);
+    expect(problem(base + rule.replace("https://*.example.com", "https://*.*.com"))).toBe(`${at}.allowed_origins: "https://*.*.com": each value must be non-empty with at most one "*"`);
+    expect(problem(base + rule + `expose_headers = ["x-*"]\n`)).toBe(`${at}.expose_headers: wildcards are not allowed here`);
+    expect(problem(base + rule + `max_age = -1\n`)).toBe(`${at}.max_age: must be between 0 and 31536000, found -1`);
+    expect(problem(base + rule + `allowed_origin = ["x"]\n`)).toStartWith(`${at}.allowed_origin: unknown field`);
+    expect(problem(base + `[buckets.a-bucket.cors]\nallowed_origins = ["*"]\n`)).toBe("buckets.a-bucket.cors: expected an array of tables, found table");
   });
 
   test("the shipped osp.toml is valid", async () => {
