@@ -46,6 +46,8 @@ export interface ServerConfig {
   maxBackendRequests: number;
   /** Seconds a request waits in that queue before it is answered SlowDown. */
   backendQueueTimeout: number;
+  /** Seconds that requests in flight may take to finish after SIGTERM, before osp exits anyway. */
+  drainTimeout: number;
 }
 
 /** A frontend keypair and what it may do. */
@@ -233,6 +235,7 @@ export function validateConfig(doc: unknown, env: Record<string, string | undefi
     metrics_port: "integer", admin_port: "integer", workers: "integer", upstream_timeout: "integer",
     max_clock_skew: "integer", sigv2: "boolean", access_log: "boolean", iam_endpoint: "string", iam_timeout: "integer",
     body_timeout: "integer", min_body_rate: "integer", max_backend_requests: "integer", backend_queue_timeout: "integer",
+    drain_timeout: "integer",
   }, env);
   const port = (name: string) => (s<number>(name) === undefined ? undefined : inRange(s<number>(name)!, 0, 65535, `server.${name}`));
   const httpsPort = port("https_port");
@@ -259,6 +262,7 @@ export function validateConfig(doc: unknown, env: Record<string, string | undefi
     minBodyRate: inRange(s<number>("min_body_rate") ?? 500, 0, 1 << 30, "server.min_body_rate"),
     maxBackendRequests: inRange(s<number>("max_backend_requests") ?? 128, 1, 100_000, "server.max_backend_requests"),
     backendQueueTimeout: inRange(s<number>("backend_queue_timeout") ?? 10, 0, 3600, "server.backend_queue_timeout"),
+    drainTimeout: inRange(s<number>("drain_timeout") ?? 30, 0, 86400, "server.drain_timeout"),
   };
 
   // one port, one listener: only the admin and metrics listeners may share theirs

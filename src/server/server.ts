@@ -19,8 +19,6 @@ import { newRequestId } from "../pipeline/request.ts";
 import { firstHeldPort, sharedPort } from "./port.ts";
 import { adminServers, type AdminSources } from "./admin.ts";
 
-const GRACE_MS = 10_000;
-
 export const workerCount = (config: Config) => config.server.workers || availableParallelism();
 
 /**
@@ -59,11 +57,12 @@ export async function startServer(config: Config, hooks: Hooks): Promise<void> {
   }
   const stop = () => {
     let open = servers.length;
-    for (const server of servers) {
-      server.close(() => --open === 0 && process.exit(0));
-      server.closeIdleConnections();
-    }
-    setTimeout(() => process.exit(0), GRACE_MS).unref();
+    for (const server of servers) server.close(() => --open === 0 && process.exit(0));
+    // a keep-alive connection whose last response ends while draining would stay open for keepAliveTimeout
+    const closeIdle = () => servers.forEach((server) => server.closeIdleConnections());
+    closeIdle();
+    setInterval(closeIdle, 100).unref();
+    setTimeout(() => process.exit(0), config.server.drainTimeout * 1000).unref();
   };
   process.once("SIGTERM", stop);
   process.once("SIGINT", stop);
@@ -182,7 +181,7 @@ function startPrimary(config: Config): void {
     const workers = Object.values(cluster.workers ?? {});
     if (workers.length === 0) process.exit(0);
     for (const w of workers) w?.process.kill("SIGTERM");
-    setTimeout(() => process.exit(0), GRACE_MS + 1000).unref();
+    setTimeout(() => process.exit(0), (config.server.drainTimeout + 1) * 1000).unref();
   };
   process.once("SIGTERM", stop);
   process.once("SIGINT", stop);

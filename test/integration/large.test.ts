@@ -9,33 +9,12 @@ import { Readable } from "node:stream";
 import { readFileSync, writeFileSync } from "node:fs";
 import { bucketToml, keyToml, serverToml } from "../harness/env.ts";
 import { freePort, startOsp, type OspInstance } from "../harness/osp.ts";
-import { backendClient, env, uniquePrefix } from "./util.ts";
+import { backendClient, blocks, env, sha256OfStream, uniquePrefix } from "./util.ts";
 
 const GiB = 1024 * 1024 * 1024;
-const BLOCK = 1024 * 1024;
 const prefix = uniquePrefix("large");
 let osp: OspInstance;
 let httpsPort: number;
-
-/** `size` bytes of pseudo-random data, each MiB different, made as they are read. */
-function* blocks(size: number): Generator<Uint8Array> {
-  const block = crypto.getRandomValues(new Uint8Array(BLOCK));
-  for (let at = 0, n = 0; at < size; at += BLOCK, n++) {
-    const out = block.slice(0, Math.min(BLOCK, size - at));
-    new DataView(out.buffer).setFloat64(0, n);
-    yield out;
-  }
-}
-
-async function sha256OfStream(stream: AsyncIterable<Uint8Array>): Promise<[string, number]> {
-  const h = new Bun.CryptoHasher("sha256");
-  let n = 0;
-  for await (const chunk of stream) {
-    h.update(chunk);
-    n += chunk.length;
-  }
-  return [h.digest("hex"), n];
-}
 
 const statusMiB = (pid: number, field: "VmRSS" | "VmHWM") => Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, "utf8"))![1]) / 1024;
 /** The worker's RSS now, after resetting the kernel's record of its peak, so each test measures its own. */

@@ -26,6 +26,28 @@ export function randomBytes(n: number): Uint8Array {
 
 export const sha256 = (b: Uint8Array | ArrayBuffer) => new Bun.CryptoHasher("sha256").update(b).digest("hex");
 
+/** `size` bytes of pseudo-random data, each MiB different, made as they are read. */
+export function* blocks(size: number): Generator<Uint8Array> {
+  const BLOCK = 1024 * 1024;
+  const block = crypto.getRandomValues(new Uint8Array(BLOCK));
+  for (let at = 0, n = 0; at < size; at += BLOCK, n++) {
+    const out = block.slice(0, Math.min(BLOCK, size - at));
+    new DataView(out.buffer).setFloat64(0, n);
+    yield out;
+  }
+}
+
+/** SHA-256 and length of a stream, read to its end. */
+export async function sha256OfStream(stream: AsyncIterable<Uint8Array>): Promise<[string, number]> {
+  const h = new Bun.CryptoHasher("sha256");
+  let n = 0;
+  for await (const chunk of stream) {
+    h.update(chunk);
+    n += chunk.length;
+  }
+  return [h.digest("hex"), n];
+}
+
 export interface RawResponse {
   status: number;
   headers: Record<string, string | string[] | undefined>;

@@ -42,7 +42,9 @@ describe("osp.toml", () => {
     const b = c.buckets.get("a-bucket")!;
     expect(b.endpoint.origin).toBe("https://s3.example.com:9000");
     expect(b).toMatchObject({ region: "eu-de", addressingStyle: "virtual", backendBucket: "real-name", ttl: 300, tls: { rejectUnauthorized: true } });
-    expect(c.server).toMatchObject({ iamEndpoint: "https://iam.cloud.ibm.com/identity/token", iamTimeout: 10 });
+    expect(c.server).toMatchObject({ iamEndpoint: "https://iam.cloud.ibm.com/identity/token", iamTimeout: 10, drainTimeout: 30 });
+    expect(parseConfig(base.replace("http_port = 8080", "http_port = 8080\ndrain_timeout = 0"), env, "/").server.drainTimeout).toBe(0);
+    expect(problem(base.replace("http_port = 8080", "drain_timeout = -1"))).toBe("server.drain_timeout: must be between 0 and 86400, found -1");
   });
 
   test("backend TLS: a CA file relative to osp.toml, and verification that can be switched off", () => {
