@@ -4,9 +4,10 @@
  */
 import cluster from "node:cluster";
 import { parseArgs } from "node:util";
-import { ConfigError, loadConfig, type Config } from "./src/config.ts";
-import { loadHooks, type Hooks } from "./src/hooks.ts";
-import { startServer, workerCount } from "./src/server/server.ts";
+import { ConfigError, loadConfig } from "./src/config.ts";
+import { serveGeneration, workerCount } from "./src/server/server.ts";
+import { plural, problem, readGeneration, summary, type Generation } from "./src/server/generation.ts";
+import { generationFromPrimary } from "./src/server/reload.ts";
 import { askHealth } from "./src/server/admin.ts";
 import { version } from "./package.json";
 
@@ -45,40 +46,32 @@ function parseCommandLine(args: string[]) {
   }
 }
 
-const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`;
-
 async function main(): Promise<void> {
   const values = parseCommandLine(process.argv.slice(2));
   if (values.help) return console.log(USAGE);
   if (values.version) return console.log(`osp ${version}`);
-  let config: Config;
-  let hooks: Hooks = {};
+  let generation: Generation;
   try {
-    config = await loadConfig(values.config);
     if (values.healthcheck) {
+      const config = await loadConfig(values.config);
       if (config.server.adminPort === undefined) throw new ConfigError("server.admin_port", "is needed by --healthcheck");
-      const problem = await askHealth(config);
-      if (problem) console.error(`osp: unhealthy: ${problem}`);
-      process.exit(problem ? 1 : 0);
+      const unhealthy = await askHealth(config);
+      if (unhealthy) console.error(`osp: unhealthy: ${unhealthy}`);
+      process.exit(unhealthy ? 1 : 0);
     }
-    for (const [field, path] of [["server.tls_cert", config.server.tlsCert], ["server.tls_key", config.server.tlsKey]] as const) {
-      if (path && !(await Bun.file(path).exists())) throw new ConfigError(field, `cannot read ${path}`);
-    }
-    if (config.hooks.module) hooks = await loadHooks(config.hooks.module);
-    if (config.keys.length === 0 && !hooks.lookupSecret)
-      throw new ConfigError("keys", "no frontend keys: add a [[keys]] entry or a hooks module with lookupSecret");
+    // a worker serves the primary's reading of the file, which may since have changed
+    generation = cluster.isWorker ? await generationFromPrimary() : await readGeneration(1, values.config);
   } catch (e) {
-    const msg = e instanceof ConfigError ? e.message : `hooks.module: ${e instanceof Error ? e.message.split("\n")[0] : String(e)}`;
-    console.error(`osp: ${values.config}: ${msg}`);
+    console.error(`osp: ${values.config}: ${problem(e)}`);
     // a container health check may only say 0 (healthy) or 1 (unhealthy): 2 is reserved there
     process.exit(values.healthcheck ? 1 : 2);
   }
   if (values.check) {
-    const { buckets, keys } = config;
-    console.log(`osp: ${values.config} is valid: ${plural(buckets.size, "bucket")}, ${plural(keys.length, "key")}, ${plural(workerCount(config), "worker")}`);
+    const { config } = generation;
+    console.log(`osp: ${values.config} is valid: ${summary(config)}, ${plural(workerCount(config), "worker")}`);
     return;
   }
-  await startServer(config, hooks);
+  await serveGeneration(generation);
 }
 
 if (import.meta.main) await main();

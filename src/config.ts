@@ -360,8 +360,16 @@ export function parseConfig(text: string, env: Record<string, string | undefined
   return validateConfig(doc, env, baseDir);
 }
 
-export async function loadConfig(path: string, env = process.env): Promise<Config> {
+/** The text of osp.toml. */
+export async function readConfigText(path: string): Promise<string> {
   const file = Bun.file(path);
   if (!(await file.exists())) throw new ConfigError(undefined, "no such file");
-  return parseConfig(await file.text(), env, dirname(resolve(path)));
+  return file.text();
+}
+
+/** Relative paths in osp.toml (hooks module, certificates) are relative to the file. */
+export const configDir = (path: string) => dirname(resolve(path));
+
+export async function loadConfig(path: string, env = process.env): Promise<Config> {
+  return parseConfig(await readConfigText(path), env, configDir(path));
 }

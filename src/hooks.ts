@@ -33,7 +33,9 @@ export interface Hooks {
   authorize?(token: string, bucket: string, request: AuthorizeRequest): MaybePromise<boolean>;
 }
 
+/** Imports the module afresh each time, so that a reload picks up its changes (not those of modules it imports). */
 export async function loadHooks(path: string): Promise<Hooks> {
+  delete require.cache[path];
   const mod = await import(path);
   const hooks: Hooks = {};
   for (const name of ["lookupSecret", "fetchCredentials", "authorize"] as const) {

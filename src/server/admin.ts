@@ -4,6 +4,7 @@
  */
 import { createServer, type Server } from "node:http";
 import type { Config } from "../config.ts";
+import type { Generation } from "./generation.ts";
 
 /** How long a backend has to answer a readiness probe. */
 export const READY_TIMEOUT_MS = 2000;
@@ -19,13 +20,15 @@ export type Probe = { status: number; ms: number } | { error: string; ms: number
 export interface Readiness {
   ready: boolean;
   config: "loaded";
+  /** The configuration generation in force: 1 at start-up, one more at each reload that took. */
+  generation: number;
   workers: WorkersUp;
   backends: Record<string, { endpoint: string } & Probe>;
   reasons: string[];
 }
 
 /** Ready when every worker listens and every bucket's backend answered; otherwise the reasons why not. */
-export function readiness(config: Config, workers: WorkersUp, probes: Map<string, Probe>): Readiness {
+export function readiness({ n, config }: Pick<Generation, "n" | "config">, workers: WorkersUp, probes: Map<string, Probe>): Readiness {
   const reasons: string[] = [];
   if (workers.up < workers.want) reasons.push(`${workers.up} of ${workers.want} workers are up`);
   const backends: Readiness["backends"] = {};
@@ -35,7 +38,7 @@ export function readiness(config: Config, workers: WorkersUp, probes: Map<string
     backends[name] = { endpoint, ...probe };
     if ("error" in probe) reasons.push(`bucket ${name}: ${endpoint} did not answer: ${probe.error}`);
   }
-  return { ready: reasons.length === 0, config: "loaded", workers, backends, reasons };
+  return { ready: reasons.length === 0, config: "loaded", generation: n, workers, backends, reasons };
 }
 
 /**
@@ -65,6 +68,7 @@ export async function probeBackends(config: Config): Promise<Map<string, Probe>>
 export interface AdminSources {
   metrics?: { text: () => Promise<string>; contentType: string };
   workers: () => WorkersUp;
+  generation: () => Generation;
 }
 
 /** The admin servers, not yet listening, each with its port. */
@@ -78,7 +82,8 @@ export function adminServers(config: Config, sources: AdminSources): { port: num
     if (port === adminPort) {
       r.set("/healthz", async () => json(200, { status: "ok" }));
       r.set("/readyz", async () => {
-        const report = readiness(config, sources.workers(), await probeBackends(config));
+        const current = sources.generation();
+        const report = readiness(current, sources.workers(), await probeBackends(current.config));
         return json(report.ready ? 200 : 503, report);
       });
     }

@@ -39,10 +39,11 @@ function bodyOf(request: Request, env: HttpBindings): ReadableStream<Uint8Array>
   }, { highWaterMark: 0 });
 }
 
-export function createApp(pipeline: Pipeline): Hono<Env> {
+/** `current` gives the pipeline of the configuration generation in force; a reload swaps it. */
+export function createApp(current: () => Pipeline): Hono<Env> {
   const app = new Hono<Env>();
   // metrics cost ~7% of a small request's CPU (bench/README.md): only paid when they are served
-  if (pipeline.config.server.metricsPort !== undefined) {
+  if (current().config.server.metricsPort !== undefined) {
     const customLabels = { bucket: (c: Context<Env>) => c.get("bucket") ?? "", operation: (c: Context<Env>) => c.get("operation") ?? "" };
     const { registerMetrics } = prometheus({
       registry,
@@ -53,6 +54,8 @@ export function createApp(pipeline: Pipeline): Hono<Env> {
     app.use(registerMetrics);
   }
   app.all("*", async (c) => {
+    // read once: a request finishes on the generation it started with
+    const pipeline = current();
     const incoming = c.env.incoming;
     const id = newRequestId();
     const started = performance.now();

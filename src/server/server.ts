@@ -3,7 +3,7 @@
  * Hono app over node:http on the shared port. node:http (not Bun.serve) because it hands over the
  * raw request target and keeps Content-Length on streamed responses; see the README for figures.
  */
-import cluster from "node:cluster";
+import cluster, { type Worker } from "node:cluster";
 import { availableParallelism } from "node:os";
 import { createServer, type Server } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
@@ -13,26 +13,34 @@ import { AggregatorRegistry } from "prom-client";
 import type { Config } from "../config.ts";
 import type { Hooks } from "../hooks.ts";
 import { createApp, registry } from "./app.ts";
-import { createPipeline } from "../pipeline/proxy.ts";
+import type { Pipeline } from "../pipeline/proxy.ts";
 import { S3Error, errorResponse } from "../errors.ts";
 import { newRequestId } from "../pipeline/request.ts";
 import { firstHeldPort, sharedPort } from "./port.ts";
 import { adminServers, type AdminSources } from "./admin.ts";
+import { Live, type Generation } from "./generation.ts";
+import { followPrimary, leadWorkers, reloadSelf } from "./reload.ts";
 
 export const workerCount = (config: Config) => config.server.workers || availableParallelism();
+
+/** For embedding: serves this configuration and these hooks (SIGHUP has no file to re-read then). */
+export const startServer = (config: Config, hooks: Hooks) => serveGeneration({ n: 1, config, hooks });
 
 /**
  * Starts osp: in the primary, forks the workers; in a worker (or with one worker), serves.
  * Exits with 1 when one of its ports is held by another process, before anything listens.
  */
-export async function startServer(config: Config, hooks: Hooks): Promise<void> {
+export async function serveGeneration(first: Generation): Promise<void> {
+  const { config } = first;
   if (cluster.isPrimary) {
     const held = await firstHeldPort(ports(config), config.server.bind);
     if (held) refuse(held.port, config.server.bind, held.code);
   }
-  if (workerCount(config) > 1 && cluster.isPrimary) return startPrimary(config);
-  const servers = serve(config, hooks);
+  if (workerCount(config) > 1 && cluster.isPrimary) return startPrimary(first);
+  const live = new Live(first);
+  const servers = serve(config, () => live.pipeline);
   if (cluster.isWorker) {
+    followPrimary(live);
     // tell the primary (for /readyz) once every listener of this worker is up
     let waiting = servers.length;
     for (const server of servers) server.once("listening", () => --waiting === 0 && process.send?.({ osp: "listening" }));
@@ -42,9 +50,11 @@ export async function startServer(config: Config, hooks: Hooks): Promise<void> {
       new AggregatorRegistry();
     }
   } else {
+    reloadSelf(live);
     serveAdmin(config, {
       metrics: { text: () => registry.metrics(), contentType: registry.contentType },
       workers: () => ({ up: servers.every((s) => s.listening) ? 1 : 0, want: 1 }),
+      generation: () => live.generation,
     });
     // once listening: a process that bound one of the ports since the probe (port.ts) makes osp stop
     let waiting = servers.length;
@@ -62,7 +72,7 @@ export async function startServer(config: Config, hooks: Hooks): Promise<void> {
     const closeIdle = () => servers.forEach((server) => server.closeIdleConnections());
     closeIdle();
     setInterval(closeIdle, 100).unref();
-    setTimeout(() => process.exit(0), config.server.drainTimeout * 1000).unref();
+    setTimeout(() => process.exit(0), live.generation.config.server.drainTimeout * 1000).unref();
   };
   process.once("SIGTERM", stop);
   process.once("SIGINT", stop);
@@ -79,8 +89,8 @@ function refuse(port: number, bind: string, code = "EADDRINUSE"): never {
 }
 
 /** The listeners of one process: HTTP/1.1, plain and/or over TLS. */
-function serve(config: Config, hooks: Hooks): Server[] {
-  const app = createApp(createPipeline(config, hooks));
+function serve(config: Config, current: () => Pipeline): Server[] {
+  const app = createApp(current);
   const listener = getRequestListener(app.fetch, { overrideGlobalObjects: false, errorHandler: badRequestTarget });
   const { bind, httpPort, httpsPort, tlsCert, tlsKey } = config.server;
   const servers: Server[] = [];
@@ -129,12 +139,14 @@ function serveAdmin(config: Config, sources: AdminSources): void {
   for (const { port, server } of adminServers(config, sources)) listen(server, `http://${config.server.bind}:${port}`, port, config.server.bind);
 }
 
-function startPrimary(config: Config): void {
+function startPrimary(first: Generation): void {
+  const { config } = first;
   const n = workerCount(config);
   let stopping = false;
   const recentDeaths: number[] = [];
   const fork = () => cluster.fork();
   const listening = new Set<number>();
+  const generation = leadWorkers(first, () => Object.values(cluster.workers ?? {}).filter((w): w is Worker => !!w && listening.has(w.id)));
   let checked = false;
   cluster.on("message", (worker, message: { osp?: string }) => {
     if (message?.osp !== "listening") return;
@@ -175,13 +187,14 @@ function startPrimary(config: Config): void {
   serveAdmin(config, {
     metrics: aggregator && { text: () => aggregator.clusterMetrics(), contentType: aggregator.contentType },
     workers: () => ({ up: listening.size, want: n }),
+    generation,
   });
   const stop = () => {
     stopping = true;
     const workers = Object.values(cluster.workers ?? {});
     if (workers.length === 0) process.exit(0);
     for (const w of workers) w?.process.kill("SIGTERM");
-    setTimeout(() => process.exit(0), (config.server.drainTimeout + 1) * 1000).unref();
+    setTimeout(() => process.exit(0), (generation().config.server.drainTimeout + 1) * 1000).unref();
   };
   process.once("SIGTERM", stop);
   process.once("SIGINT", stop);
