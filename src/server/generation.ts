@@ -71,6 +71,9 @@ export class Live {
 
   swap(next: Generation): void {
     const pipeline = createPipeline(next.config, next.hooks);
+    // the cap on backend requests keeps counting those still in flight on the old generation
+    const [was, is] = [this.generation.config.server, next.config.server];
+    if (was.maxBackendRequests === is.maxBackendRequests && was.backendQueueTimeout === is.backendQueueTimeout) pipeline.backendSlot = this.pipeline.backendSlot;
     this.generation = next;
     this.pipeline = pipeline;
   }

@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { parseConfig } from "../../src/config.ts";
-import { needsRestart } from "../../src/server/generation.ts";
+import { Live, needsRestart } from "../../src/server/generation.ts";
 
 const server = (lines: string) => parseConfig(`[server]\n${lines}\n[[keys]]\naccess_key = "AK"\nsecret_key = "sk"\n`, {}, "/etc/osp").server;
 
@@ -27,5 +27,22 @@ describe("what a reload may change", () => {
     const tls = (cert: string) => server(`https_port = 8443\ntls_cert = "${cert}"\ntls_key = "k.pem"`);
     expect(needsRestart(tls("c.pem"), tls("c.pem"))).toBeNull();
     expect(needsRestart(tls("c.pem"), tls("new.pem"))?.message).toBe("server.tls_cert: changed from /etc/osp/c.pem to /etc/osp/new.pem, which needs a restart");
+  });
+});
+
+describe("a swap", () => {
+  const generation = (n: number, lines: string) => ({ n, hooks: {}, config: parseConfig(`[server]\n${lines}\n[[keys]]\naccess_key = "AK"\nsecret_key = "sk"\n`, {}, "/") });
+
+  test("a new pipeline, whose backend cap carries on counting unless its settings change", () => {
+    const live = new Live(generation(1, "max_backend_requests = 8"));
+    const first = live.pipeline;
+    live.swap(generation(2, "max_backend_requests = 8\nsigv2 = false"));
+    expect(live.pipeline).not.toBe(first);
+    expect(live.pipeline.config.server.sigv2).toBe(false);
+    expect(live.pipeline.authorize).not.toBe(first.authorize);
+    expect(live.pipeline.backendSlot).toBe(first.backendSlot);
+    live.swap(generation(3, "max_backend_requests = 9"));
+    expect(live.pipeline.backendSlot).not.toBe(first.backendSlot);
+    expect(live.generation.n).toBe(3);
   });
 });
