@@ -72,9 +72,9 @@ function single(req: ParsedRequest, name: string): string | undefined {
  * client had vouched for it.
  */
 function requireSignedAmzHeaders(req: ParsedRequest, signedHeaders: string[]): void {
-  const signed = new Set(signedHeaders);
-  const unsigned = [...req.headers.keys()].filter((name) => name.startsWith("x-amz-") && !signed.has(name));
-  if (unsigned.length > 0)
+  let unsigned: string[] | undefined;
+  for (const name of req.headers.keys()) if (name.startsWith("x-amz-") && !signedHeaders.includes(name)) (unsigned ??= []).push(name);
+  if (unsigned)
     throw new S3Error(403, "AccessDenied", "There were headers present in the request which were not signed", { HeadersNotSigned: unsigned.join(", ") });
 }
 
@@ -89,13 +89,12 @@ function payloadHashOf(req: ParsedRequest, info: SignedRequestInfo): string {
 /** Rejects a correctly signed request whose time is outside the allowed window. */
 export function checkTime(info: SignedRequestInfo, now: number, maxSkewSeconds: number): void {
   const t = datetimeMs(info.datetime);
-  const serverTime = new Date(now).toISOString();
   if (info.presigned) {
     if (t - now > maxSkewSeconds * 1000) throw accessDenied("Request is not valid yet");
     // a URL valid for 0 seconds has expired as soon as it is used, as S3 answers it
     if (now >= t + info.expires! * 1000)
       throw new S3Error(403, "AccessDenied", "Request has expired", {
-        "X-Amz-Expires": String(info.expires), Expires: new Date(t + info.expires! * 1000).toISOString(), ServerTime: serverTime,
+        "X-Amz-Expires": String(info.expires), Expires: new Date(t + info.expires! * 1000).toISOString(), ServerTime: new Date(now).toISOString(),
       });
     return;
   }

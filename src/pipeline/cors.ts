@@ -69,9 +69,14 @@ export function preflight(config: Config, req: ParsedRequest): Response {
  * removed, and the matching rule's headers added, errors included, so that a page can read why
  * it was refused.
  */
+/** What a backend's own CORS answer always carries. */
+const BACKEND_CORS = ["access-control-allow-origin", "access-control-allow-methods", "access-control-expose-headers", "access-control-allow-credentials", "access-control-allow-headers", "access-control-max-age"];
+
 export function withCors(res: Response, bucket: BucketConfig | undefined, req: ParsedRequest): Response {
   if (req.method === "OPTIONS") return res; // answered by preflight() alone
-  for (const name of [...res.headers.keys()]) if (name.startsWith("access-control-")) res.headers.delete(name);
+  // most answers have no such header: only then are the names listed and copied
+  if (BACKEND_CORS.some((name) => res.headers.has(name)))
+    for (const name of [...res.headers.keys()]) if (name.startsWith("access-control-")) res.headers.delete(name);
   const origin = header(req.headers, "origin");
   if (!origin || !bucket?.cors.length) return res;
   const rule = matchingRule(bucket.cors, origin, req.method);
