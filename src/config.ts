@@ -9,6 +9,8 @@ export interface Config {
   keys: KeyConfig[];
   hooks: HooksConfig;
   buckets: Map<string, BucketConfig>;
+  /** Buckets not named one by one: the first route whose pattern matches a name serves it. */
+  routes: RouteConfig[];
 }
 
 export interface ServerConfig {
@@ -48,13 +50,15 @@ export interface ServerConfig {
   backendQueueTimeout: number;
   /** Seconds that requests in flight may take to finish after SIGTERM, before osp exits anyway. */
   drainTimeout: number;
+  /** Virtual-hosted frontend: a Host of BUCKET.DOMAIN names the bucket (lower case, no port). */
+  domains: string[];
 }
 
 /** A frontend keypair and what it may do. */
 export interface KeyConfig {
   accessKey: string;
   secretKey: string;
-  /** Frontend bucket names this key may use; "*" for all. */
+  /** Frontend bucket names (or glob patterns) this key may use; "*" for all. */
   buckets: string[] | "*";
   readOnly: boolean;
 }
@@ -86,6 +90,8 @@ export interface BucketConfig {
   tls: { ca?: string; rejectUnauthorized: boolean };
   /** Seconds that credentials and authorization decisions for this bucket are cached. */
   ttl: number;
+  /** Read operations anyone may do without signing (a public bucket); empty for none. */
+  anonymous: string[];
   /** CORS rules, as S3's CORSRule: the first that matches answers. None: browsers get no CORS access. */
   cors: CorsRule[];
 }
@@ -98,6 +104,18 @@ export interface CorsRule {
   allowedHeaders: string[];
   exposeHeaders: string[];
   maxAge?: number;
+}
+
+/** A pattern of frontend names served by one backend, each under a name made from a template. */
+export interface RouteConfig {
+  /** The glob as written ("logs-*"): `*` is any run of characters, `?` one. */
+  match: string;
+  pattern: RegExp;
+  /** The backend name is prefix + frontend name + suffix ("{bucket}" in backend_bucket). */
+  prefix: string;
+  suffix: string;
+  /** Everything a bucket of this route shares; name and backendBucket are per request. */
+  bucket: Omit<BucketConfig, "name" | "backendBucket">;
 }
 
 export class ConfigError extends Error {
@@ -226,8 +244,8 @@ export function validateConfig(doc: unknown, env: Record<string, string | undefi
   if (!isTable(doc)) throw new ConfigError(undefined, "expected a TOML document");
   const d = doc;
   for (const k of Object.keys(d)) {
-    if (!["server", "keys", "hooks", "buckets"].includes(k))
-      throw new ConfigError(k, "unknown section (known: server, keys, hooks, buckets)");
+    if (!["server", "keys", "hooks", "buckets", "routes"].includes(k))
+      throw new ConfigError(k, "unknown section (known: server, keys, hooks, buckets, routes)");
   }
 
   const s = fields(d.server ?? {}, "server", {
@@ -236,6 +254,7 @@ export function validateConfig(doc: unknown, env: Record<string, string | undefi
     max_clock_skew: "integer", sigv2: "boolean", access_log: "boolean", iam_endpoint: "string", iam_timeout: "integer",
     body_timeout: "integer", min_body_rate: "integer", max_backend_requests: "integer", backend_queue_timeout: "integer",
     drain_timeout: "integer",
+    domains: "string[]",
   }, env);
   const port = (name: string) => (s<number>(name) === undefined ? undefined : inRange(s<number>(name)!, 0, 65535, `server.${name}`));
   const httpsPort = port("https_port");
@@ -263,6 +282,11 @@ export function validateConfig(doc: unknown, env: Record<string, string | undefi
     maxBackendRequests: inRange(s<number>("max_backend_requests") ?? 128, 1, 100_000, "server.max_backend_requests"),
     backendQueueTimeout: inRange(s<number>("backend_queue_timeout") ?? 10, 0, 3600, "server.backend_queue_timeout"),
     drainTimeout: inRange(s<number>("drain_timeout") ?? 30, 0, 86400, "server.drain_timeout"),
+    domains: (s<string[]>("domains") ?? []).map((name, i) => {
+      if (!/^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/.test(name))
+        throw new ConfigError(`server.domains[${i}]`, `a lower-case DNS name without port, found ${JSON.stringify(name)}`);
+      return name;
+    }),
   };
 
   // one port, one listener: only the admin and metrics listeners may share theirs
@@ -303,47 +327,84 @@ export function validateConfig(doc: unknown, env: Record<string, string | undefi
   for (const [name, b] of Object.entries(rawBuckets)) {
     const where = `buckets.${name}`;
     if (!BUCKET_NAME.test(name)) throw new ConfigError(where, "bucket names are 3-63 characters of a-z, 0-9, '.' and '-'");
-    const f = fields(b, where, {
-      endpoint: "string", region: "string", addressing_style: "string", backend_bucket: "string",
-      access_key: "string", secret_key: "string", apikey: "string", service_instance_id: "string", ttl: "integer",
-      ca_file: "string", tls_verify: "boolean", cors: "table[]",
-    }, env);
-    const endpoint = f<string>("endpoint");
-    if (!endpoint) throw new ConfigError(`${where}.endpoint`, "is required");
-    const style = f<string>("addressing_style") ?? "virtual";
-    if (style !== "virtual" && style !== "path")
-      throw new ConfigError(`${where}.addressing_style`, `must be "virtual" or "path", found ${JSON.stringify(style)}`);
-    const accessKey = f<string>("access_key");
-    const secretKey = f<string>("secret_key");
-    const apiKey = f<string>("apikey");
-    if (!accessKey !== !secretKey) throw new ConfigError(where, "access_key and secret_key go together");
-    if (apiKey && accessKey) throw new ConfigError(where, "apikey and access_key/secret_key are exclusive");
+    const f = fields(b, where, BACKEND_FIELDS, env);
     const backendBucket = f<string>("backend_bucket") ?? name;
     if (!BUCKET_NAME.test(backendBucket)) throw new ConfigError(`${where}.backend_bucket`, "not a valid bucket name");
-    const url = parseEndpoint(endpoint, `${where}.endpoint`);
-    const caFile = f<string>("ca_file");
-    const tlsVerify = f<boolean>("tls_verify");
-    if ((caFile !== undefined || tlsVerify !== undefined) && url.protocol !== "https:")
-      throw new ConfigError(where, "ca_file and tls_verify are for https endpoints");
-    buckets.set(name, {
-      name,
-      endpoint: url,
-      region: f<string>("region") ?? "us-east-1",
-      addressingStyle: style,
-      backendBucket,
-      accessKey, secretKey, apiKey,
-      serviceInstanceId: f<string>("service_instance_id"),
-      tls: { ca: caFile === undefined ? undefined : readCertificates(resolve(baseDir, caFile), `${where}.ca_file`), rejectUnauthorized: tlsVerify ?? true },
-      ttl: inRange(f<number>("ttl") ?? 300, 0, 86400 * 7, `${where}.ttl`),
-      cors: (f<unknown[]>("cors") ?? []).map((rule, i) => corsRule(rule, `${where}.cors[${i}]`, env)),
-    });
+    buckets.set(name, { name, backendBucket, ...backendOf(f, where, baseDir, env) });
   }
+
+  const rawRoutes = d.routes ?? [];
+  if (!Array.isArray(rawRoutes)) throw new ConfigError("routes", "expected an array of tables ([[routes]])");
+  const routes = rawRoutes.map((r, i): RouteConfig => {
+    const where = `routes[${i}]`;
+    const f = fields(r, where, { ...BACKEND_FIELDS, match: "string" }, env);
+    const match = f<string>("match");
+    if (!match) throw new ConfigError(`${where}.match`, "is required");
+    if (!/^[a-z0-9.*?-]+$/.test(match)) throw new ConfigError(`${where}.match`, "a glob of a-z, 0-9, '.', '-', '*' and '?'");
+    const template = f<string>("backend_bucket") ?? "{bucket}";
+    const parts = template.split("{bucket}");
+    if (parts.length !== 2 || !/^[a-z0-9.-]*$/.test(parts.join("")))
+      throw new ConfigError(`${where}.backend_bucket`, `a template with {bucket} once and otherwise a-z, 0-9, '.' and '-', found ${JSON.stringify(template)}`);
+    return { match, pattern: globPattern(match), prefix: parts[0]!, suffix: parts[1]!, bucket: backendOf(f, where, baseDir, env) };
+  });
+
   for (const [i, k] of keys.entries()) {
     if (k.buckets === "*") continue;
-    const unknown = k.buckets.find((b) => !buckets.has(b));
-    if (unknown) throw new ConfigError(`keys[${i}].buckets`, `bucket ${unknown} is not configured`);
+    const unknown = k.buckets.find((b) => !isGlob(b) && !buckets.has(b) && !routes.some((r) => r.pattern.test(b)));
+    if (unknown) throw new ConfigError(`keys[${i}].buckets`, `bucket ${unknown} is not configured and matches no route`);
   }
-  return { server, keys, hooks, buckets };
+  return { server, keys, hooks, buckets, routes };
+}
+
+const BACKEND_FIELDS: Record<string, Kind> = {
+  endpoint: "string", region: "string", addressing_style: "string", backend_bucket: "string",
+  access_key: "string", secret_key: "string", apikey: "string", service_instance_id: "string", ttl: "integer",
+  ca_file: "string", tls_verify: "boolean", anonymous: "string[]", cors: "table[]",
+};
+
+/** Operations a public bucket may open to anonymous clients: reads of objects and listings. */
+export const ANONYMOUS_OPERATIONS = ["GetObject", "HeadObject", "ListObjects", "ListObjectsV2", "ListObjectVersions", "HeadBucket", "GetBucketLocation"];
+
+/** The backend of a bucket or a route, from the fields they share. */
+function backendOf(f: ReturnType<typeof fields>, where: string, baseDir: string, env: Record<string, string | undefined>): Omit<BucketConfig, "name" | "backendBucket"> {
+  const endpoint = f<string>("endpoint");
+  if (!endpoint) throw new ConfigError(`${where}.endpoint`, "is required");
+  const style = f<string>("addressing_style") ?? "virtual";
+  if (style !== "virtual" && style !== "path")
+    throw new ConfigError(`${where}.addressing_style`, `must be "virtual" or "path", found ${JSON.stringify(style)}`);
+  const accessKey = f<string>("access_key");
+  const secretKey = f<string>("secret_key");
+  const apiKey = f<string>("apikey");
+  if (!accessKey !== !secretKey) throw new ConfigError(where, "access_key and secret_key go together");
+  if (apiKey && accessKey) throw new ConfigError(where, "apikey and access_key/secret_key are exclusive");
+  const url = parseEndpoint(endpoint, `${where}.endpoint`);
+  const caFile = f<string>("ca_file");
+  const tlsVerify = f<boolean>("tls_verify");
+  if ((caFile !== undefined || tlsVerify !== undefined) && url.protocol !== "https:")
+    throw new ConfigError(where, "ca_file and tls_verify are for https endpoints");
+  const anonymous = f<string[]>("anonymous") ?? [];
+  const notRead = anonymous.find((op) => !ANONYMOUS_OPERATIONS.includes(op));
+  if (notRead) throw new ConfigError(`${where}.anonymous`, `${notRead} cannot be anonymous (possible: ${ANONYMOUS_OPERATIONS.join(", ")})`);
+  // an anonymous request has no client to ask the fetchCredentials hook for
+  if (anonymous.length > 0 && !accessKey && !apiKey) throw new ConfigError(`${where}.anonymous`, "needs the backend's access_key/secret_key or apikey");
+  return {
+    endpoint: url,
+    region: f<string>("region") ?? "us-east-1",
+    addressingStyle: style,
+    accessKey, secretKey, apiKey,
+    serviceInstanceId: f<string>("service_instance_id"),
+    tls: { ca: caFile === undefined ? undefined : readCertificates(resolve(baseDir, caFile), `${where}.ca_file`), rejectUnauthorized: tlsVerify ?? true },
+    ttl: inRange(f<number>("ttl") ?? 300, 0, 86400 * 7, `${where}.ttl`),
+    anonymous,
+    cors: (f<unknown[]>("cors") ?? []).map((rule, i) => corsRule(rule, `${where}.cors[${i}]`, env)),
+  };
+}
+
+export const isGlob = (s: string) => /[*?]/.test(s);
+
+/** A glob of bucket names as a regular expression: `*` any run of characters, `?` one. */
+export function globPattern(glob: string): RegExp {
+  return new RegExp(`^${glob.replace(/[.-]/g, "\\$&").replace(/\*/g, ".*").replace(/\?/g, ".")}$`);
 }
 
 /** Parses and validates osp.toml text. */

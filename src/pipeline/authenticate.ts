@@ -19,7 +19,9 @@ const PAYLOAD_HASH = /^([0-9a-f]{64}|UNSIGNED-PAYLOAD|STREAMING-[A-Z0-9-]+)$/;
 const MAX_PRESIGN_SECONDS = 7 * 24 * 3600;
 
 export interface Identity {
+  /** "" for an anonymous request to a public bucket. */
   accessKey: string;
+  anonymous?: boolean;
   /** The headers the client's signature covers: only these, and harmless ones, are forwarded. */
   signedHeaders: string[];
   /** The payload hash the client signed: hex SHA-256, UNSIGNED-PAYLOAD or STREAMING-*. */
@@ -40,8 +42,10 @@ export interface AuthPolicy {
 
 type Signed = { version: 4; info: SignedRequestInfo } | { version: 2; credential: V2Credential };
 
-/** Reads which signature the request carries; anonymous requests are denied. */
-export function signedRequestInfo(req: ParsedRequest): Signed {
+export const anonymousDenied = () => accessDenied("Anonymous access is not allowed: sign the request with AWS Signature Version 4");
+
+/** Reads which signature the request carries; null for an anonymous request. */
+export function signedRequestInfo(req: ParsedRequest): Signed | null {
   const authorization = header(req.headers, "authorization");
   const presignedV4 = req.queryMap.has("X-Amz-Signature") || req.queryMap.has("X-Amz-Algorithm") || req.queryMap.has("X-Amz-Credential");
   const presignedV2 = req.queryMap.has("AWSAccessKeyId") || req.queryMap.has("Signature");
@@ -56,7 +60,7 @@ export function signedRequestInfo(req: ParsedRequest): Signed {
   }
   if (presignedV4) return { version: 4, info: parsePresigned(req.query) };
   if (presignedV2) return { version: 2, credential: parsePresignedV2(req.query) };
-  throw accessDenied("Anonymous access is not allowed: sign the request with AWS Signature Version 4");
+  return null;
 }
 
 /** A header that must not be repeated, since its repetitions would be read as one comma-joined value. */
@@ -71,7 +75,7 @@ function single(req: ParsedRequest, name: string): string | undefined {
  * one (a copy source, metadata, an ACL added to a presigned URL) would reach the backend as if the
  * client had vouched for it.
  */
-function requireSignedAmzHeaders(req: ParsedRequest, signedHeaders: string[]): void {
+export function requireSignedAmzHeaders(req: ParsedRequest, signedHeaders: string[]): void {
   let unsigned: string[] | undefined;
   for (const name of req.headers.keys()) if (name.startsWith("x-amz-") && !signedHeaders.includes(name)) (unsigned ??= []).push(name);
   if (unsigned)
@@ -108,8 +112,10 @@ function checkSkew(requestTime: string, t: number, now: number, maxSkewSeconds: 
     });
 }
 
-export async function authenticate(req: ParsedRequest, lookupSecret: SecretLookup, now: number, policy: AuthPolicy): Promise<Identity> {
+/** `anonymous` decides an unsigned request: an identity where a public bucket allows it, else it throws. */
+export async function authenticate(req: ParsedRequest, lookupSecret: SecretLookup, now: number, policy: AuthPolicy, anonymous: () => Identity = () => { throw anonymousDenied(); }): Promise<Identity> {
   const signed = signedRequestInfo(req);
+  if (!signed) return anonymous();
   return signed.version === 4 ? authenticateV4(req, signed.info, lookupSecret, now, policy) : authenticateV2(req, signed.credential, lookupSecret, now, policy);
 }
 
@@ -154,10 +160,12 @@ async function authenticateV2(req: ParsedRequest, credential: V2Credential, look
   if (credential.expires === undefined && Number.isNaN(t)) throw accessDenied("AWS authentication requires a valid Date or x-amz-date header");
   const secret = await secretOf(lookupSecret, credential.accessKey);
   const query = credential.expires === undefined ? req.query : req.query.filter(([k]) => !PRESIGN_V2_PARAMS.includes(k));
+  // SigV2 signs the bucket as part of the path, wherever the client put it
+  const resource = req.virtualHosted && req.bucket ? `/${req.bucket}${req.rawPath}` : req.rawPath;
   const matches = (rawPath: string) =>
     constantTimeEqual(signatureV2(secret, stringToSignV2({ method: req.method, rawPath, query, headers: req.headers }, credential.expires)), credential.signature);
   // a bucket's resource is "/bucket/" as S3 defines it; botocore signs that but sends "/bucket"
-  if (!matches(req.rawPath) && !(req.key === "" && !req.rawPath.endsWith("/") && matches(req.rawPath + "/"))) throw signatureMismatch();
+  if (!matches(resource) && !(req.key === "" && !resource.endsWith("/") && matches(resource + "/"))) throw signatureMismatch();
   if (credential.expires !== undefined) {
     if (now >= credential.expires * 1000)
       throw new S3Error(403, "AccessDenied", "Request has expired", { Expires: new Date(credential.expires * 1000).toISOString(), ServerTime: new Date(now).toISOString() });

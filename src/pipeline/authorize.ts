@@ -1,14 +1,18 @@
 /** authorize: may this identity do this operation here? Declarative key rules, then the authorize hook. */
-import type { BucketConfig, Config, KeyConfig } from "../config.ts";
+import { globPattern, isGlob, type BucketConfig, type Config, type KeyConfig } from "../config.ts";
 import { accessDenied } from "../errors.ts";
 import { callHook, type AuthorizeRequest, type Hooks } from "../hooks.ts";
 import { TtlCache } from "../state/cache.ts";
 import { isReadOnly } from "./operation.ts";
 import type { ParsedRequest } from "./request.ts";
 
+const globs = new Map<string, RegExp>();
+const matches = (entry: string, bucket: string) =>
+  entry === bucket || (isGlob(entry) && (globs.get(entry) ?? globs.set(entry, globPattern(entry)).get(entry)!).test(bucket));
+
 /** What a keystore entry allows, by itself. */
 export function ruleAllows(rule: KeyConfig, bucket: string, operation: string): boolean {
-  if (rule.buckets !== "*" && !rule.buckets.includes(bucket)) return false;
+  if (rule.buckets !== "*" && !rule.buckets.some((entry) => matches(entry, bucket))) return false;
   return !rule.readOnly || isReadOnly(operation);
 }
 

@@ -9,6 +9,7 @@ import type { BucketConfig, Config, CorsRule } from "../config.ts";
 import { S3Error } from "../errors.ts";
 import type { ParsedRequest } from "./request.ts";
 import { header } from "../sigv4/sigv4.ts";
+import { knownBucket } from "./route.ts";
 
 /** "*" once in a pattern stands for any run of characters, as in S3's AllowedOrigin and AllowedHeader. */
 export function wildcardMatch(pattern: string, value: string): boolean {
@@ -52,7 +53,7 @@ export function preflight(config: Config, req: ParsedRequest): Response {
   const method = header(req.headers, "access-control-request-method");
   if (!method || !/^[A-Z]+$/.test(method)) throw new S3Error(400, "BadRequest", `Invalid Access-Control-Request-Method: ${method ?? "null"}`);
   // unknown and unconfigured buckets answer alike, so an anonymous caller learns nothing of which exist
-  const rules = config.buckets.get(req.bucket)?.cors ?? [];
+  const rules = knownBucket(config, req.bucket)?.cors ?? [];
   if (rules.length === 0) throw forbidden("CORS is not enabled for this bucket.");
   const requested = (header(req.headers, "access-control-request-headers") ?? "").split(",").map((s) => s.trim().toLowerCase()).filter(Boolean);
   const rule = matchingRule(rules, origin, method, requested);

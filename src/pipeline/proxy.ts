@@ -4,13 +4,13 @@
  */
 import type { Config } from "../config.ts";
 import type { Hooks } from "../hooks.ts";
-import { S3Error, notImplemented } from "../errors.ts";
+import { notImplemented } from "../errors.ts";
 import type { ParsedRequest } from "./request.ts";
 import { authenticate, type Identity, type SecretLookup } from "./authenticate.ts";
 import { createAuthorizer, requireAllowed, type Authorizer } from "./authorize.ts";
 import { createCredentialSource, sameAccount, upstreamAuth, type CredentialSource } from "../state/credentials.ts";
 import { createTokenSource, requestToken, type TokenSource } from "../state/iam.ts";
-import { backendCopySource, bucketFor, parseCopySource, upstreamUrl } from "./route.ts";
+import { backendCopySource, bucketFor, knownBucket, parseCopySource, upstreamUrl } from "./route.ts";
 import { forwardedHeaders, resign } from "./resign.ts";
 import { upstreamBody } from "./payload.ts";
 import { forward } from "./forward.ts";
@@ -18,7 +18,9 @@ import { respond } from "./respond.ts";
 import { bodyDeadline } from "./deadline.ts";
 import { resumableExtent, settledBody } from "./resume.ts";
 import { createBackendSlots, type AcquireSlot } from "../state/slots.ts";
-import { listBucketsXml } from "./listbuckets.ts";
+import { bucketPage, createBucketLister, listBucketsQuery, listBucketsXml, methodNotAllowed, type BucketLister } from "./listbuckets.ts";
+import { anonymousIdentity } from "./anonymous.ts";
+import { logError } from "../server/log.ts";
 import { header } from "../sigv4/sigv4.ts";
 import { createSecretLookup } from "../state/secrets.ts";
 import { preflight } from "./cors.ts";
@@ -32,31 +34,44 @@ export interface Pipeline {
   /** IAM bearer tokens for IBM COS API keys. */
   tokens: TokenSource;
   backendSlot: AcquireSlot;
+  buckets: BucketLister;
   startedAt: Date;
 }
 
 export function createPipeline(config: Config, hooks: Hooks): Pipeline {
-  return {
+  const p: Pipeline = {
     config,
     lookupSecret: createSecretLookup(config, hooks),
     authorize: createAuthorizer(config, hooks),
     credentials: createCredentialSource(config, hooks),
     tokens: createTokenSource((apiKey) => requestToken(config.server.iamEndpoint, apiKey, config.server.iamTimeout)),
     backendSlot: createBackendSlots(config.server.maxBackendRequests, config.server.backendQueueTimeout),
+    buckets: undefined!,
     startedAt: new Date(),
   };
+  p.buckets = createBucketLister(config, async (token, bucket, method, url) => {
+    const headers = await resign(method, url, new Headers(), await upstreamAuth(await p.credentials(token, bucket), p.tokens), bucket);
+    return forward({ method, url, headers, body: null, tls: bucket.tls }, bucket.name, new AbortController().signal, Math.min(LIST_TIMEOUT, config.server.upstreamTimeout));
+  });
+  return p;
 }
+
+/** Seconds a backend may take to tell its buckets before a listing goes on without them. */
+const LIST_TIMEOUT = 5;
+
+
 
 export async function proxy(p: Pipeline, req: ParsedRequest, body: ReadableStream<Uint8Array> | null, signal: AbortSignal): Promise<Response> {
   // the two requests that carry no signed request: a CORS preflight (never forwarded), and a
   // browser form upload (authenticated by its signed policy)
   if (req.method === "OPTIONS") return preflight(p.config, req);
   if (isPostObject(req)) return postObject(p, req, body, signal);
-  const identity = await authenticate(req, p.lookupSecret, Date.now(), p.config.server);
+  const identity = await authenticate(req, p.lookupSecret, Date.now(), p.config.server, () => anonymousIdentity(req, knownBucket(p.config, req.bucket)));
   if (!req.bucket) return listBuckets(p, req, identity);
 
   const bucket = bucketFor(p.config, req.bucket);
-  await requireAllowed(p.authorize, identity.accessKey, req, bucket, req.operation, req.key);
+  // an anonymous request was allowed by the bucket's own list of public operations
+  if (!identity.anonymous) await requireAllowed(p.authorize, identity.accessKey, req, bucket, req.operation, req.key);
   const { bodyTimeout, minBodyRate, upstreamTimeout } = p.config.server;
   const guarded = body && hasBody(req.method) ? bodyDeadline(body, bodyTimeout, minBodyRate) : undefined;
   const payload = upstreamBody(req, identity, guarded?.body ?? null);
@@ -85,6 +100,7 @@ export async function proxy(p: Pipeline, req: ParsedRequest, body: ReadableStrea
   let upstream: Response;
   try {
     upstream = await send().catch((e) => Promise.reject(payload.failure() ?? guarded?.failure() ?? e));
+    if ((req.operation === "CreateBucket" || req.operation === "DeleteBucket") && upstream.ok) p.buckets.forget();
     res = await respond(upstream, req, bucket);
   } catch (e) {
     release();
@@ -106,12 +122,15 @@ export async function proxy(p: Pipeline, req: ParsedRequest, body: ReadableStrea
 const hasBody = (method: string) => method !== "GET" && method !== "HEAD";
 
 async function listBuckets(p: Pipeline, req: ParsedRequest, identity: Identity): Promise<Response> {
-  if (req.method !== "GET") throw new S3Error(405, "MethodNotAllowed", "The specified method is not allowed against this resource.");
-  const names: string[] = [];
-  for (const bucket of p.config.buckets.values()) {
-    if (await p.authorize(identity.accessKey, req, bucket, "ListBuckets", "").catch(() => false)) names.push(bucket.name);
+  if (req.method !== "GET") throw methodNotAllowed();
+  const q = listBucketsQuery(req.queryMap);
+  const { entries, unavailable } = await p.buckets.list(identity.accessKey, (bucket) =>
+    p.authorize(identity.accessKey, req, bucket, "ListBuckets", "").catch(() => false),
+  );
+  const headers: Record<string, string> = { "content-type": "application/xml", "x-amz-request-id": req.id };
+  if (unavailable.length > 0) {
+    headers["x-osp-unavailable"] = unavailable.join(", ");
+    logError(req.id, new Error(`ListBuckets without the buckets of ${unavailable.join(", ")}: their backend did not answer`));
   }
-  return new Response(listBucketsXml(names.sort(), identity.accessKey, p.startedAt), {
-    headers: { "content-type": "application/xml", "x-amz-request-id": req.id },
-  });
+  return new Response(listBucketsXml(bucketPage(entries, q), q.prefix, identity.accessKey, p.startedAt), { headers });
 }

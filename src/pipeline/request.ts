@@ -14,6 +14,8 @@ export interface ParsedRequest {
   headers: HeaderMap;
   /** The frontend bucket ("" for the service, i.e. ListBuckets) and the decoded object key. */
   bucket: string;
+  /** Whether the Host named the bucket (virtual-hosted style): the path then holds only the key. */
+  virtualHosted: boolean;
   key: string;
   operation: string;
   clientAddress: string;
@@ -35,7 +37,8 @@ export function newRequestId(): string {
   return Buffer.from(crypto.getRandomValues(new Uint8Array(8))).toString("hex").toUpperCase();
 }
 
-export function parseRequest(raw: RawRequest, id = newRequestId()): ParsedRequest {
+/** `domains`: the [server] domains under which a Host of BUCKET.DOMAIN names the bucket. */
+export function parseRequest(raw: RawRequest, id = newRequestId(), domains: readonly string[] = []): ParsedRequest {
   let target = raw.url;
   // absolute-form (RFC 9112 3.2.2), as sent to forward proxies
   const abs = /^https?:\/\/[^/?]*/i.exec(target);
@@ -44,20 +47,30 @@ export function parseRequest(raw: RawRequest, id = newRequestId()): ParsedReques
   const q = target.indexOf("?");
   const rawPath = q < 0 ? target : target.slice(0, q);
   const rawQuery = q < 0 ? "" : target.slice(q + 1);
-  const slash = rawPath.indexOf("/", 1);
-  const bucket = uriDecode(slash < 0 ? rawPath.slice(1) : rawPath.slice(1, slash));
-  const key = slash < 0 ? "" : uriDecode(rawPath.slice(slash + 1));
-  const query = parseQuery(rawQuery);
-  const queryMap = new Map(query);
   const headers = headerMap(raw.rawHeaders);
   checkFraming(headers);
+  const hostBucket = bucketOfHost(headers.get("host")![0]!, domains);
+  const slash = rawPath.indexOf("/", 1);
+  const bucket = hostBucket ?? uriDecode(slash < 0 ? rawPath.slice(1) : rawPath.slice(1, slash));
+  const key = hostBucket !== undefined ? uriDecode(rawPath.slice(1)) : slash < 0 ? "" : uriDecode(rawPath.slice(slash + 1));
+  const query = parseQuery(rawQuery);
+  const queryMap = new Map(query);
   const method = raw.method.toUpperCase();
   return {
-    id, method, rawPath, rawQuery, query, queryMap, headers, bucket, key,
+    id, method, rawPath, rawQuery, query, queryMap, headers, bucket, key, virtualHosted: hostBucket !== undefined,
     operation: s3Operation(method, bucket, key, queryMap, header(headers, "x-amz-copy-source") !== undefined),
     clientAddress: raw.clientAddress,
     scheme: raw.scheme,
   };
+}
+
+/** The bucket a Host names as BUCKET.DOMAIN (DNS names are case-insensitive; the port does not matter). */
+export function bucketOfHost(host: string, domains: readonly string[]): string | undefined {
+  if (domains.length === 0) return undefined;
+  const name = host.replace(/:\d+$/, "").toLowerCase();
+  for (const d of domains) {
+    if (name.length > d.length + 1 && name.endsWith("." + d)) return name.slice(0, -d.length - 1);
+  }
 }
 
 const badRequest = (message: string) => new S3Error(400, "InvalidArgument", message);

@@ -41,7 +41,7 @@ export async function respond(upstream: Response, req: ParsedRequest, bucket: Bu
   const decode = bucket.backendBucket !== bucket.name && namesBucket(upstream, req) ? decoder(upstream.headers.get("content-encoding")) : undefined;
   if (decode) {
     const host = req.headers.get("host")?.[0] ?? "localhost";
-    const location = `${req.scheme}://${host}/${bucket.name}/${uriEncode(req.key, true)}`;
+    const location = `${req.scheme}://${host}/${req.virtualHosted ? "" : bucket.name + "/"}${uriEncode(req.key, true)}`;
     let text: string;
     try {
       text = decode(await upstream.bytes()).toString("utf8");

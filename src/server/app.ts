@@ -7,6 +7,7 @@ import { S3Error, errorResponse, internalError } from "../errors.ts";
 import { newRequestId, parseRequest, type ParsedRequest } from "../pipeline/request.ts";
 import { proxy, type Pipeline } from "../pipeline/proxy.ts";
 import { withCors } from "../pipeline/cors.ts";
+import { knownBucket } from "../pipeline/route.ts";
 import { logAccess, logError } from "./log.ts";
 
 type Env = { Bindings: HttpBindings; Variables: { bucket: string; operation: string } };
@@ -65,7 +66,7 @@ export function createApp(current: () => Pipeline): Hono<Env> {
       req = parseRequest({
         method: incoming.method ?? "GET", url: incoming.url ?? "/", rawHeaders: incoming.rawHeaders,
         clientAddress: incoming.socket.remoteAddress ?? "", scheme: (incoming.socket as { encrypted?: boolean }).encrypted ? "https" : "http",
-      }, id);
+      }, id, pipeline.config.server.domains);
       // metrics labels: only configured bucket names, so their number stays bounded
       c.set("bucket", pipeline.config.buckets.has(req.bucket) ? req.bucket : "");
       c.set("operation", req.operation);
@@ -77,7 +78,7 @@ export function createApp(current: () => Pipeline): Hono<Env> {
       if (!(e instanceof S3Error)) logError(id, e);
       res = errorResponse(err, id, req ? req.rawPath : "/", incoming.method ?? "GET");
     }
-    if (req) res = withCors(res, pipeline.config.buckets.get(req.bucket), req);
+    if (req) res = withCors(res, knownBucket(pipeline.config, req.bucket), req);
     if (!res.headers.has("x-amz-request-id")) res.headers.set("x-amz-request-id", id);
     // refused before "100 Continue", or a body that stopped coming: the rest of the body is not read,
     // so this connection cannot carry another request

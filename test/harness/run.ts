@@ -23,7 +23,8 @@
  * OSP_HARNESS_ENTRY (script to run instead of <repo>/osp.ts), OSP_TEST_RUNNER_TIMEOUT_MS (default 40 min).
  *
  * Environment contract for the suites (exported to both bun test and pytest):
- *   OSP_ENDPOINT            http://127.0.0.1:PORT of the shared osp
+ *   OSP_ENDPOINT            http://127.0.0.1:PORT of the shared osp; virtual-hosted as
+ *                           http://BUCKET.s3.localhost:PORT too ([server] domains)
  *   OSP_HTTPS_ENDPOINT      https://127.0.0.1:PORT of the same osp
  *   OSP_CA_BUNDLE           its self-signed certificate (also NODE_EXTRA_CA_CERTS and AWS_CA_BUNDLE)
  *   OSP_TLS_KEY             that certificate's key, for tests that start their own HTTPS osp
@@ -325,6 +326,7 @@ tls_cert = ${q(o.tls.cert)}
 tls_key = ${q(o.tls.key)}
 bind = "127.0.0.1"
 workers = 2
+domains = ["s3.localhost"]
 
 [[keys]]
 access_key = ${q(o.admin[0])}

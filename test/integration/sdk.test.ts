@@ -211,7 +211,8 @@ describe("reads", () => {
 describe("who may see what", () => {
   test("ListBuckets lists only the buckets a key may use", async () => {
     const all = await s3.send(new ListBucketsCommand({}));
-    expect(all.Buckets!.map((b) => b.Name).sort()).toEqual([env.bucketA, env.bucketB, env.bucketDown].sort());
+    // the bucket whose backend is down cannot be shown to exist (routes.test.ts: how that is reported)
+    expect(all.Buckets!.map((b) => b.Name).sort()).toEqual([env.bucketA, env.bucketB].sort());
     const limited = sdkClient(env.ospEndpoint, env.limitedAccessKey, env.limitedSecretKey);
     expect((await limited.send(new ListBucketsCommand({}))).Buckets!.map((b) => b.Name)).toEqual([env.bucketA]);
     expect(await errorOf(limited.send(new PutObjectCommand({ Bucket: env.bucketB, Key: `${prefix}denied`, Body: "x" })))).toEqual({ name: "AccessDenied", status: 403 });

@@ -57,7 +57,7 @@ describe("osp.toml", () => {
   test("each mistake names its field", () => {
     expect(problem(base.replace("http_port = 8080", 'iam_endpoint = "iam.example"'))).toBe('server.iam_endpoint: not a valid URL: "iam.example"');
     expect(problem(base, {})).toBe("keys[0].secret_key: environment variable SECRET is not set");
-    expect(problem(base + "extra = 1\n")).toBe("buckets.a-bucket.extra: unknown field (known: endpoint, region, addressing_style, backend_bucket, access_key, secret_key, apikey, service_instance_id, ttl, ca_file, tls_verify, cors)");
+    expect(problem(base + "extra = 1\n")).toBe("buckets.a-bucket.extra: unknown field (known: endpoint, region, addressing_style, backend_bucket, access_key, secret_key, apikey, service_instance_id, ttl, ca_file, tls_verify, anonymous, cors)");
     expect(problem(base.replace("http_port = 8080", 'http_port = "8080"'))).toBe("server.http_port: expected integer, found string");
     expect(problem(base.replace("http_port = 8080", "http_port = 70000"))).toBe("server.http_port: must be between 0 and 65535, found 70000");
     expect(problem(base.replace("http_port = 8080", "body_timeout = 0"))).toBe("server.body_timeout: must be between 1 and 3600, found 0");
@@ -67,9 +67,9 @@ describe("osp.toml", () => {
     expect(problem(base.replace("https://s3.example.com:9000", "s3.example.com"))).toBe('buckets.a-bucket.endpoint: not a valid URL: "s3.example.com"');
     expect(problem(base.replace("https://s3.example.com:9000", "ftp://x"))).toBe("buckets.a-bucket.endpoint: scheme must be http or https, found ftp");
     expect(problem(base.replace("https://s3.example.com:9000", "https://x/path"))).toContain("buckets.a-bucket.endpoint: must be scheme://host[:port]");
-    expect(problem(base.replace('buckets = ["a-bucket"]', 'buckets = ["nope"]'))).toBe("keys[0].buckets: bucket nope is not configured");
+    expect(problem(base.replace('buckets = ["a-bucket"]', 'buckets = ["nope"]'))).toBe("keys[0].buckets: bucket nope is not configured and matches no route");
     expect(problem(base.replace('secret_key = "bs"', ""))).toBe("buckets.a-bucket: access_key and secret_key go together");
-    expect(problem(base + "[other]\n")).toBe("other: unknown section (known: server, keys, hooks, buckets)");
+    expect(problem(base + "[other]\n")).toBe("other: unknown section (known: server, keys, hooks, buckets, routes)");
     expect(problem(base + '[[keys]]\naccess_key = "AK"\nsecret_key = "x"\n')).toBe("keys[1].access_key: duplicate access key AK");
     expect(problem("[server]\nhttp_port = 1\nx = = 2\n")).toBe("not valid TOML at line 3, column 5: invalid value");
     expect(problem(base.replace("[buckets.a-bucket]", "[buckets.A_B]"))).toStartWith("buckets.A_B: bucket names are");
@@ -100,5 +100,17 @@ describe("osp.toml", () => {
     const text = await Bun.file(new URL("../../osp.toml", import.meta.url)).text();
     const c = parseConfig(text, { OSP_ACCESS_KEY: "a", OSP_SECRET_KEY: "b", BACKEND_ENDPOINT: "http://127.0.0.1:9000", BACKEND_ACCESS_KEY: "c", BACKEND_SECRET_KEY: "d" }, "/");
     expect(c.buckets.size).toBe(1);
+  });
+
+  test("osp.toml mistakes in routes, domains and anonymous", () => {
+    const bucket = `[buckets.bbb]\nendpoint = "http://h"\naccess_key = "a"\nsecret_key = "s"\n`;
+    expect(problem(`[[routes]]\nendpoint = "http://h"\n`)).toBe("routes[0].match: is required");
+    expect(problem(`[[routes]]\nmatch = "Logs*"\nendpoint = "http://h"\n`)).toBe("routes[0].match: a glob of a-z, 0-9, '.', '-', '*' and '?'");
+    expect(problem(`[[routes]]\nmatch = "*"\nendpoint = "http://h"\nbackend_bucket = "fixed"\n`)).toMatch(/^routes\[0\]\.backend_bucket: a template with \{bucket\} once/);
+    expect(problem(`[[routes]]\nmatch = "*"\n`)).toBe("routes[0].endpoint: is required");
+    expect(problem(`[server]\ndomains = ["S3.example.com:80"]\n`)).toMatch(/^server\.domains\[0\]: a lower-case DNS name/);
+    expect(problem(bucket + `anonymous = ["PutObject"]\n`)).toMatch(/^buckets\.bbb\.anonymous: PutObject cannot be anonymous/);
+    expect(problem(`[buckets.bbb]\nendpoint = "http://h"\nanonymous = ["GetObject"]\n`)).toBe("buckets.bbb.anonymous: needs the backend's access_key/secret_key or apikey");
+    expect(problem(bucket + `[[keys]]\naccess_key = "k"\nsecret_key = "s"\nbuckets = ["nope"]\n`)).toBe("keys[0].buckets: bucket nope is not configured and matches no route");
   });
 });
