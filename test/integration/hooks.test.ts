@@ -98,7 +98,8 @@ describe("hooks", () => {
 
   test("ListBuckets asks authorize about each bucket", async () => {
     const listed = await client("HOOKUSER1").send(new ListBucketsCommand({}));
-    expect(listed.Buckets!.map((b) => b.Name).sort()).toEqual(["alpha", "apikey-bucket", "uncached"]);
+    // apikey-bucket's API key cannot be exchanged here (no IAM endpoint), so its existence is unknown: left out
+    expect(listed.Buckets!.map((b) => b.Name).sort()).toEqual(["alpha", "uncached"]);
     expect(calls(`authorize HOOKUSER1 uncached ListBuckets `)).toBe(1);
   });
 });

@@ -2,13 +2,13 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import {
   CreateBucketCommand, DeleteBucketCommand, DeleteObjectCommand, GetObjectCommand, HeadBucketCommand, HeadObjectCommand, ListBucketsCommand,
-  ListObjectsV2Command, PutObjectCommand, S3Client, S3ServiceException,
+  ListObjectsV2Command, PutObjectCommand, S3Client,
 } from "@aws-sdk/client-s3";
 import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
 import { FetchHttpHandler } from "@smithy/fetch-http-handler";
 import { bucketToml, keyToml, serverToml } from "../harness/env.ts";
 import { freePort, startOsp, type OspInstance } from "../harness/osp.ts";
-import { backendClient, env, rawRequest, sdkClient, signRaw, xmlCode } from "./util.ts";
+import { backendClient, env, errorOf, rawRequest, sdkClient, signRaw, xmlCode } from "./util.ts";
 
 const tag = Date.now().toString(36);
 const minioA = backendClient(env.minioA);
@@ -33,16 +33,6 @@ beforeAll(async () => {
   s3 = sdkClient(osp.endpoint, "ADMIN", "admin-secret");
 });
 afterAll(() => osp?.stop());
-
-async function errorOf(p: Promise<unknown>): Promise<{ name: string; status?: number }> {
-  try {
-    await p;
-  } catch (e) {
-    if (e instanceof S3ServiceException) return { name: e.name, status: e.$metadata.httpStatusCode };
-    throw e;
-  }
-  return { name: "ok", status: 200 };
-}
 
 const backendBuckets = async (c: S3Client) => ((await c.send(new ListBucketsCommand({}))).Buckets ?? []).map((b) => b.Name!);
 const signed = async (method: string, target: string, body?: string, headers: Record<string, string> = {}) =>

@@ -7,7 +7,7 @@ import {
   S3ServiceException, UploadPartCommand, UploadPartCopyCommand,
 } from "@aws-sdk/client-s3";
 import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
-import { backendClient, env, randomBytes, rawRequest, sdkClient, sha256, signRaw, uniquePrefix, xmlCode } from "./util.ts";
+import { backendClient, env, errorOf, randomBytes, rawRequest, sdkClient, sha256, signRaw, uniquePrefix, xmlCode } from "./util.ts";
 
 const s3 = sdkClient();
 const buckets = [
@@ -15,16 +15,6 @@ const buckets = [
   { name: env.bucketB, backendName: env.bucketBBackend, backend: backendClient(env.minioB) },
 ];
 const prefix = uniquePrefix("sdk");
-
-async function errorOf(p: Promise<unknown>): Promise<{ name: string; status?: number }> {
-  try {
-    await p;
-  } catch (e) {
-    if (e instanceof S3ServiceException) return { name: e.name, status: e.$metadata.httpStatusCode };
-    throw e;
-  }
-  throw new Error("expected an S3 error");
-}
 
 afterAll(async () => {
   for (const b of buckets) {

@@ -1,5 +1,5 @@
 /** Helpers shared by the integration tests: clients bound to the harness' osp and backends, and raw HTTP. */
-import { S3Client } from "@aws-sdk/client-s3";
+import { S3Client, S3ServiceException } from "@aws-sdk/client-s3";
 import { request } from "node:http";
 import { connect } from "node:net";
 import { testEnv, type Backend } from "../harness/env.ts";
@@ -12,6 +12,17 @@ export function sdkClient(endpoint = env.ospEndpoint, accessKey = env.accessKey,
     endpoint, region: env.region, forcePathStyle: true, maxAttempts: 1,
     credentials: { accessKeyId: accessKey, secretAccessKey: secretKey },
   });
+}
+
+/** The S3 error a client's call ended with; it must end with one. */
+export async function errorOf(p: Promise<unknown>): Promise<{ name: string; status?: number }> {
+  try {
+    await p;
+  } catch (e) {
+    if (e instanceof S3ServiceException) return { name: e.name, status: e.$metadata.httpStatusCode };
+    throw e;
+  }
+  throw new Error("expected an S3 error");
 }
 
 export const backendClient = (b: Backend) => sdkClient(b.endpoint, b.accessKey, b.secretKey);

@@ -54,14 +54,14 @@ needs_down = pytest.mark.skipif(not BUCKET_DOWN, reason="OSP_BUCKET_DOWN not set
 
 
 def s3_config(**extra) -> Config:
-    return Config(
+    defaults = dict(
         s3={"addressing_style": "path"},
         retries={"max_attempts": 1},
         signature_version="s3v4",
         connect_timeout=10,
         read_timeout=120,
-        **extra,
     )
+    return Config(**{**defaults, **extra})
 
 
 def add_content_md5(request, **_):
