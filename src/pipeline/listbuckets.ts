@@ -120,14 +120,15 @@ export function createBucketLister(config: Config, call: BackendCall): BucketLis
     async list(token, mayList) {
       const entries: BucketEntry[] = [];
       const unavailable: string[] = [];
-      const add = async (what: string, outcome: Promise<Outcome>) => {
+      // configured buckets are asked about before their backend is; routed names once it has named them
+      const add = async (what: string, outcome: Promise<Outcome>, allowed?: true) => {
         const o = await outcome;
         if (!o.ok) return void unavailable.push(what);
-        for (const e of o.entries) if (await mayList(bucketFor(config, e.name))) entries.push(e);
+        for (const e of o.entries) if (allowed || (await mayList(bucketFor(config, e.name)))) entries.push(e);
       };
       const tasks: (() => Promise<void>)[] = [
         ...[...config.buckets.values()].map((b) => async () => {
-          if (await mayList(b)) await add(b.name, exists(token, b));
+          if (await mayList(b)) await add(b.name, exists(token, b), true);
         }),
         ...config.routes.map((r) => () => add(r.match, routed(token, r))),
       ];
