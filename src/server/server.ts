@@ -108,6 +108,8 @@ function serve(config: Config, current: () => Pipeline): Server[] {
   }
   // answer "Expect: 100-continue" only once the request is authorized (app.ts sends the 100)
   for (const server of servers) server.on("checkContinue", listener);
+  // any other Expect (an empty one too) is ignored, as S3 does, rather than answered 417
+  for (const server of servers) server.on("checkExpectation", listener);
   return servers;
 }
 

@@ -262,3 +262,13 @@ def test_get_missing_key(osp, target, prefix):
         osp.get_object(Bucket=target.bucket, Key=prefix + "missing")
     assert error_code(ei.value) == "NoSuchKey"
     assert http_status(ei.value) == 404
+
+
+def test_empty_expect_header_is_ignored(target, prefix):
+    """An Expect header without an expectation (ceph/s3-tests sends one) is ignored, as S3 does, not 417."""
+    c = make_client(ENDPOINT, ACCESS_KEY, SECRET_KEY)
+    c.meta.events.register("before-call.s3.PutObject", lambda params, **_: params["headers"].update({"Expect": ""}))
+    c.put_object(Bucket=target.bucket, Key=prefix + "expect-empty")
+    c.put_object(Bucket=target.bucket, Key=prefix + "expect-empty-body", Body=b"bar")
+    assert target.backend_get(prefix + "expect-empty") == b""
+    assert target.backend_get(prefix + "expect-empty-body") == b"bar"
