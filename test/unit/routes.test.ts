@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { parseConfig } from "../../src/config.ts";
-import { bucketFor, frontendName, validBucketName } from "../../src/pipeline/route.ts";
+import { bucketFor, frontendName, upstreamUrl, validBucketName } from "../../src/pipeline/route.ts";
 import { bucketPage, bucketsOfListing, listBucketsQuery, listBucketsXml } from "../../src/pipeline/listbuckets.ts";
 import { parseRequest } from "../../src/pipeline/request.ts";
 import { anonymousIdentity } from "../../src/pipeline/anonymous.ts";
@@ -64,6 +64,12 @@ describe("routes", () => {
     expect(codeOf(() => bucketFor(noRoutes, "Bad_Name"))).toBe("400 InvalidBucketName");
     // the template's prefix makes this one too long on its backend
     expect(codeOf(() => bucketFor(config, "logs-" + "x".repeat(58)))).toBe("400 InvalidBucketName");
+  });
+
+  test("a virtual-hosted URL cannot be made from an IP address endpoint: 502 with the reason", () => {
+    const ip = parseConfig(`[buckets.data]\nendpoint = "http://10.0.0.1:9000"\n`, {}, "/").buckets.get("data")!;
+    expect(codeOf(() => upstreamUrl(ip, "k", []))).toBe("502 BadGateway");
+    expect(upstreamUrl({ ...ip, addressingStyle: "path" }, "k", [])).toBe("http://10.0.0.1:9000/data/k");
   });
 
   test("backend names map back only to the names their route serves", () => {
