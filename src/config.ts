@@ -11,6 +11,7 @@ export interface Config {
   buckets: Map<string, BucketConfig>;
   /** Buckets not named one by one: the first route whose pattern matches a name serves it. */
   routes: RouteConfig[];
+  state: StateConfig;
 }
 
 export interface ServerConfig {
@@ -52,6 +53,14 @@ export interface ServerConfig {
   drainTimeout: number;
   /** Virtual-hosted frontend: a Host of BUCKET.DOMAIN names the bucket (lower case, no port). */
   domains: string[];
+  /** How often one presigned URL may be used; 0 = no limit. Buckets may say otherwise. */
+  presignMaxUses: number;
+}
+
+/** Where state shared beyond one process is kept. */
+export interface StateConfig {
+  /** Redis (or Valkey) shared by several osp instances for presigned URL use counts; without it each instance counts alone. */
+  redisUrl?: string;
 }
 
 /** A frontend keypair and what it may do. */
@@ -92,6 +101,8 @@ export interface BucketConfig {
   ttl: number;
   /** Read operations anyone may do without signing (a public bucket); empty for none. */
   anonymous: string[];
+  /** How often one presigned URL for this bucket may be used; 0 = no limit. */
+  presignMaxUses: number;
   /** CORS rules, as S3's CORSRule: the first that matches answers. None: browsers get no CORS access. */
   cors: CorsRule[];
 }
@@ -197,6 +208,19 @@ function parseEndpoint(s: string, where: string): URL {
   return url;
 }
 
+/** Redis URLs as Bun.redis reads them; a password in one is never shown. */
+function parseRedisUrl(s: string, where: string): string {
+  let url: URL | undefined;
+  try {
+    url = new URL(s);
+  } catch {}
+  if (!url || !/^(redis|rediss|valkey|valkeys):$/.test(url.protocol) || !url.hostname)
+    throw new ConfigError(where, "must be redis://[user:password@]host[:port][/db] (or rediss:// for TLS)");
+  return s;
+}
+
+const MAX_USES = 1_000_000;
+
 const BUCKET_NAME = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
 
 function readCertificates(path: string, where: string): string {
@@ -244,8 +268,8 @@ export function validateConfig(doc: unknown, env: Record<string, string | undefi
   if (!isTable(doc)) throw new ConfigError(undefined, "expected a TOML document");
   const d = doc;
   for (const k of Object.keys(d)) {
-    if (!["server", "keys", "hooks", "buckets", "routes"].includes(k))
-      throw new ConfigError(k, "unknown section (known: server, keys, hooks, buckets, routes)");
+    if (!["server", "keys", "hooks", "buckets", "routes", "state"].includes(k))
+      throw new ConfigError(k, "unknown section (known: server, keys, hooks, buckets, routes, state)");
   }
 
   const s = fields(d.server ?? {}, "server", {
@@ -255,6 +279,7 @@ export function validateConfig(doc: unknown, env: Record<string, string | undefi
     body_timeout: "integer", min_body_rate: "integer", max_backend_requests: "integer", backend_queue_timeout: "integer",
     drain_timeout: "integer",
     domains: "string[]",
+    presign_max_uses: "integer",
   }, env);
   const port = (name: string) => (s<number>(name) === undefined ? undefined : inRange(s<number>(name)!, 0, 65535, `server.${name}`));
   const httpsPort = port("https_port");
@@ -287,6 +312,7 @@ export function validateConfig(doc: unknown, env: Record<string, string | undefi
         throw new ConfigError(`server.domains[${i}]`, `a lower-case DNS name without port, found ${JSON.stringify(name)}`);
       return name;
     }),
+    presignMaxUses: inRange(s<number>("presign_max_uses") ?? 0, 0, MAX_USES, "server.presign_max_uses"),
   };
 
   // one port, one listener: only the admin and metrics listeners may share theirs
@@ -295,6 +321,9 @@ export function validateConfig(doc: unknown, env: Record<string, string | undefi
     const other = ports.slice(0, i).find(([o, q]) => p !== undefined && p !== 0 && q === p && !(o === "metrics_port" && name === "admin_port"));
     if (other) throw new ConfigError(`server.${name}`, `${p} is also ${other[0]}`);
   }
+
+  const st = fields(d.state ?? {}, "state", { redis_url: "string" }, env);
+  const state: StateConfig = { redisUrl: st<string>("redis_url") && parseRedisUrl(st<string>("redis_url")!, "state.redis_url") };
 
   const rawKeys = d.keys ?? [];
   if (!Array.isArray(rawKeys)) throw new ConfigError("keys", "expected an array of tables ([[keys]])");
@@ -330,7 +359,7 @@ export function validateConfig(doc: unknown, env: Record<string, string | undefi
     const f = fields(b, where, BACKEND_FIELDS, env);
     const backendBucket = f<string>("backend_bucket") ?? name;
     if (!BUCKET_NAME.test(backendBucket)) throw new ConfigError(`${where}.backend_bucket`, "not a valid bucket name");
-    buckets.set(name, { name, backendBucket, ...backendOf(f, where, baseDir, env) });
+    buckets.set(name, { name, backendBucket, ...backendOf(f, where, baseDir, env, server.presignMaxUses) });
   }
 
   const rawRoutes = d.routes ?? [];
@@ -345,7 +374,7 @@ export function validateConfig(doc: unknown, env: Record<string, string | undefi
     const parts = template.split("{bucket}");
     if (parts.length !== 2 || !/^[a-z0-9.-]*$/.test(parts.join("")))
       throw new ConfigError(`${where}.backend_bucket`, `a template with {bucket} once and otherwise a-z, 0-9, '.' and '-', found ${JSON.stringify(template)}`);
-    return { match, pattern: globPattern(match), prefix: parts[0]!, suffix: parts[1]!, bucket: backendOf(f, where, baseDir, env) };
+    return { match, pattern: globPattern(match), prefix: parts[0]!, suffix: parts[1]!, bucket: backendOf(f, where, baseDir, env, server.presignMaxUses) };
   });
 
   for (const [i, k] of keys.entries()) {
@@ -353,20 +382,22 @@ export function validateConfig(doc: unknown, env: Record<string, string | undefi
     const unknown = k.buckets.find((b) => !isGlob(b) && !buckets.has(b) && !routes.some((r) => r.pattern.test(b)));
     if (unknown) throw new ConfigError(`keys[${i}].buckets`, `bucket ${unknown} is not configured and matches no route`);
   }
-  return { server, keys, hooks, buckets, routes };
+  return { server, keys, hooks, buckets, routes, state };
 }
 
 const BACKEND_FIELDS: Record<string, Kind> = {
   endpoint: "string", region: "string", addressing_style: "string", backend_bucket: "string",
   access_key: "string", secret_key: "string", apikey: "string", service_instance_id: "string", ttl: "integer",
-  ca_file: "string", tls_verify: "boolean", anonymous: "string[]", cors: "table[]",
+  ca_file: "string", tls_verify: "boolean", anonymous: "string[]", cors: "table[]", presign_max_uses: "integer",
 };
 
 /** Operations a public bucket may open to anonymous clients: reads of objects and listings. */
 export const ANONYMOUS_OPERATIONS = ["GetObject", "HeadObject", "ListObjects", "ListObjectsV2", "ListObjectVersions", "HeadBucket", "GetBucketLocation"];
 
 /** The backend of a bucket or a route, from the fields they share. */
-function backendOf(f: ReturnType<typeof fields>, where: string, baseDir: string, env: Record<string, string | undefined>): Omit<BucketConfig, "name" | "backendBucket"> {
+function backendOf(
+  f: ReturnType<typeof fields>, where: string, baseDir: string, env: Record<string, string | undefined>, presignMaxUses: number,
+): Omit<BucketConfig, "name" | "backendBucket"> {
   const endpoint = f<string>("endpoint");
   if (!endpoint) throw new ConfigError(`${where}.endpoint`, "is required");
   const style = f<string>("addressing_style") ?? "virtual";
@@ -397,6 +428,7 @@ function backendOf(f: ReturnType<typeof fields>, where: string, baseDir: string,
     ttl: inRange(f<number>("ttl") ?? 300, 0, 86400 * 7, `${where}.ttl`),
     anonymous,
     cors: (f<unknown[]>("cors") ?? []).map((rule, i) => corsRule(rule, `${where}.cors[${i}]`, env)),
+    presignMaxUses: inRange(f<number>("presign_max_uses") ?? presignMaxUses, 0, MAX_USES, `${where}.presign_max_uses`),
   };
 }
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install everything the test suites need. Idempotent; fast when everything is present.
-#   bun 1.4.x (npm), node_modules (bun install), minio (go install), boto3 + awscli + pytest (pip),
-#   iproute2, podman, buildah, runc and mmdebstrap (apt-get)
+#   bun 1.4.x (npm), node_modules (bun install), minio + mc (go install), boto3 + awscli + pytest (pip),
+#   iproute2, redis-server, podman, buildah, runc and mmdebstrap (apt-get)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -78,6 +78,14 @@ if command -v ss >/dev/null 2>&1; then
 else
   say "apt-get install iproute2"
   apt_install iproute2 || { cat "$INSTALL_LOGS/apt.log"; exit 1; }
+fi
+
+# redis-server: osp instances share presigned URL use counts through it in the limit tests
+if command -v redis-server >/dev/null 2>&1; then
+  say "redis-server ok"
+else
+  say "apt-get install redis-server"
+  apt_install redis-server || { cat "$INSTALL_LOGS/apt.log"; exit 1; }
 fi
 
 # podman, buildah, runc, mmdebstrap: the container test builds the Containerfile and runs it

@@ -28,6 +28,8 @@ export interface Identity {
   payloadHash: string;
   /** For signed aws-chunked bodies: what continues the signature chain. */
   chain?: ChunkChain;
+  /** For presigned URLs: the signature, which names the URL however the client encodes it, and when it expires (ms). */
+  presigned?: { signature: string; expiresAt: number };
 }
 
 /** Resolves a frontend access key to its secret, or null when unknown. */
@@ -147,7 +149,8 @@ async function authenticateV4(req: ParsedRequest, info: SignedRequestInfo, looku
   const chain = payloadHash.startsWith("STREAMING-AWS4-HMAC-SHA256-")
     ? { signingKey: cachedSigningKey(secret, info.date, info.region, info.service), datetime: info.datetime, scope: `${info.date}/${info.region}/${info.service}/aws4_request`, seedSignature: info.signature }
     : undefined;
-  return { accessKey: info.accessKey, signedHeaders: info.signedHeaders, payloadHash, chain };
+  const presigned = info.presigned ? { signature: info.signature, expiresAt: datetimeMs(info.datetime) + info.expires! * 1000 } : undefined;
+  return { accessKey: info.accessKey, signedHeaders: info.signedHeaders, payloadHash, chain, presigned };
 }
 
 /** SigV2 covers every x-amz-* header by definition, and never the body: it goes on unsigned. */
@@ -174,5 +177,6 @@ async function authenticateV2(req: ParsedRequest, credential: V2Credential, look
   } else {
     checkSkew(date!, t, now, policy.maxClockSkew);
   }
-  return { accessKey: credential.accessKey, signedHeaders: signedHeadersV2(req.headers), payloadHash: "UNSIGNED-PAYLOAD" };
+  const presigned = credential.expires === undefined ? undefined : { signature: credential.signature, expiresAt: credential.expires * 1000 };
+  return { accessKey: credential.accessKey, signedHeaders: signedHeadersV2(req.headers), payloadHash: "UNSIGNED-PAYLOAD", presigned };
 }

@@ -25,6 +25,7 @@ import { header } from "../sigv4/sigv4.ts";
 import { createSecretLookup } from "../state/secrets.ts";
 import { preflight } from "./cors.ts";
 import { isPostObject, postObject } from "./postobject.ts";
+import { countPresignedUse, useCounterFor, type PresignedUseSeen, type UseCounter } from "../state/presign-uses.ts";
 
 export interface Pipeline {
   config: Config;
@@ -36,9 +37,17 @@ export interface Pipeline {
   backendSlot: AcquireSlot;
   buckets: BucketLister;
   startedAt: Date;
+  /** Uses of presigned URLs, where a bucket limits them. */
+  useCounter?: UseCounter;
+  events: PipelineEvents;
 }
 
-export function createPipeline(config: Config, hooks: Hooks): Pipeline {
+/** What the pipeline tells the outside (metrics) about requests. */
+export interface PipelineEvents {
+  presignedUse?: PresignedUseSeen;
+}
+
+export function createPipeline(config: Config, hooks: Hooks, events: PipelineEvents = {}): Pipeline {
   const p: Pipeline = {
     config,
     lookupSecret: createSecretLookup(config, hooks),
@@ -48,6 +57,8 @@ export function createPipeline(config: Config, hooks: Hooks): Pipeline {
     backendSlot: createBackendSlots(config.server.maxBackendRequests, config.server.backendQueueTimeout),
     buckets: undefined!,
     startedAt: new Date(),
+    useCounter: useCounterFor(config),
+    events,
   };
   p.buckets = createBucketLister(config, async (token, bucket, method, url) => {
     const headers = await resign(method, url, new Headers(), await upstreamAuth(await p.credentials(token, bucket), p.tokens), bucket);
@@ -89,6 +100,8 @@ export async function proxy(p: Pipeline, req: ParsedRequest, body: ReadableStrea
     overrides["x-amz-copy-source"] = backendCopySource(srcBucket, src);
   }
 
+  // only now is the request authenticated and authorized (a copy's source too): a use
+  await countPresignedUse(p.useCounter, identity.presigned, bucket, p.config.server.maxClockSkew, p.events.presignedUse);
   const url = upstreamUrl(bucket, req.key, req.query);
   const send = async (extra: Record<string, string | null> = {}) => {
     const auth = await upstreamAuth(creds, p.tokens);

@@ -20,6 +20,7 @@ import { firstHeldPort, sharedPort } from "./port.ts";
 import { adminServers, type AdminSources } from "./admin.ts";
 import { Live, type Generation } from "./generation.ts";
 import { followPrimary, leadWorkers, reloadSelf } from "./reload.ts";
+import { countForWorkers } from "../state/presign-uses.ts";
 
 export const workerCount = (config: Config) => config.server.workers || availableParallelism();
 
@@ -181,6 +182,8 @@ function startPrimary(first: Generation): void {
     }
     fork();
   });
+  // also with Redis: a reload may do without it
+  countForWorkers();
   for (let i = 0; i < n; i++) fork();
   const { bind, httpPort, httpsPort } = config.server;
   const urls = [httpPort !== undefined && `http://${bind}:${httpPort}`, httpsPort !== undefined && `https://${bind}:${httpsPort}`].filter(Boolean);

@@ -11,10 +11,10 @@
  *   (else 403 AccessDenied); it is then signed with MinIO's keys and passed to MinIO byte for byte,
  *   raw target and streamed body included, so the data path is MinIO's.
  */
-import { createServer, request, type IncomingHttpHeaders, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
+import { createServer, type IncomingHttpHeaders } from "node:http";
 import type { Backend } from "./env.ts";
 import { signRawRequest } from "./sign.ts";
+import { close, listen, passOn } from "./relay.ts";
 
 export interface IamStandIn {
   endpoint: string;
@@ -27,13 +27,6 @@ export interface IamStandIn {
   tokenValid(token: string): boolean;
   stop(): Promise<void>;
 }
-
-const listen = (server: Server) =>
-  new Promise<string>((resolve) => server.listen(0, "127.0.0.1", () => resolve(`http://127.0.0.1:${(server.address() as AddressInfo).port}`)));
-const close = (server: Server) => new Promise<void>((resolve) => {
-  server.closeAllConnections();
-  server.close(() => resolve());
-});
 
 const readBody = async (req: AsyncIterable<Buffer>) => {
   const parts: Buffer[] = [];
@@ -101,13 +94,7 @@ export async function startCosStandIn(iam: IamStandIn, minio: Backend): Promise<
       headers[name] = Array.isArray(value) ? value.join(",") : value;
     }
     const signed = await signRawRequest(req.method!, req.url!, headers, { base: minio.endpoint, region: minio.region, accessKey: minio.accessKey, secret: minio.secretKey });
-    const u = new URL(minio.endpoint);
-    const up = request({ host: u.hostname, port: u.port, method: req.method, path: req.url, headers: signed }, (r) => {
-      res.writeHead(r.statusCode!, r.headers);
-      r.pipe(res);
-    });
-    up.on("error", () => res.destroy());
-    req.pipe(up);
+    passOn(req, res, minio.endpoint, signed);
   });
   return { endpoint: await listen(server), seen, stop: () => close(server) };
 }

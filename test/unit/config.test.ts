@@ -54,10 +54,24 @@ describe("osp.toml", () => {
     expect(parseConfig(base + "tls_verify = false\n", env, "/etc/osp").buckets.get("a-bucket")!.tls).toEqual({ ca: undefined, rejectUnauthorized: false });
   });
 
+  test("presigned URL limits: a server default, overridden per bucket; Redis for several instances", () => {
+    const c = parseConfig(base.replace("http_port = 8080", "http_port = 8080\npresign_max_uses = 3") + `presign_max_uses = 0\n[state]\nredis_url = "redis://:pw@redis.example:6380/2"\n`, env, "/etc/osp");
+    expect(c.server.presignMaxUses).toBe(3);
+    expect(c.buckets.get("a-bucket")!.presignMaxUses).toBe(0);
+    expect(c.state.redisUrl).toBe("redis://:pw@redis.example:6380/2");
+    expect(parseConfig(base, env, "/etc/osp")).toMatchObject({ server: { presignMaxUses: 0 }, state: { redisUrl: undefined } });
+    expect(parseConfig(base.replace("http_port = 8080", "presign_max_uses = 4"), env, "/etc/osp").buckets.get("a-bucket")!.presignMaxUses).toBe(4);
+    const routed = parseConfig(base.replace("http_port = 8080", "presign_max_uses = 4") + `[[routes]]\nmatch = "logs-*"\nendpoint = "http://127.0.0.1:9000"\n[[routes]]\nmatch = "tmp-*"\nendpoint = "http://127.0.0.1:9000"\npresign_max_uses = 1\n`, env, "/etc/osp");
+    expect(routed.routes.map((r) => r.bucket.presignMaxUses)).toEqual([4, 1]);
+    expect(problem(base + "presign_max_uses = -1\n")).toBe("buckets.a-bucket.presign_max_uses: must be between 0 and 1000000, found -1");
+    expect(problem(base + `[state]\nredis_url = "http://redis.example"\n`)).toBe("state.redis_url: must be redis://[user:password@]host[:port][/db] (or rediss:// for TLS)");
+    expect(problem(base + `[state]\nredis = "x"\n`)).toBe("state.redis: unknown field (known: redis_url)");
+  });
+
   test("each mistake names its field", () => {
     expect(problem(base.replace("http_port = 8080", 'iam_endpoint = "iam.example"'))).toBe('server.iam_endpoint: not a valid URL: "iam.example"');
     expect(problem(base, {})).toBe("keys[0].secret_key: environment variable SECRET is not set");
-    expect(problem(base + "extra = 1\n")).toBe("buckets.a-bucket.extra: unknown field (known: endpoint, region, addressing_style, backend_bucket, access_key, secret_key, apikey, service_instance_id, ttl, ca_file, tls_verify, anonymous, cors)");
+    expect(problem(base + "extra = 1\n")).toBe("buckets.a-bucket.extra: unknown field (known: endpoint, region, addressing_style, backend_bucket, access_key, secret_key, apikey, service_instance_id, ttl, ca_file, tls_verify, anonymous, cors, presign_max_uses)");
     expect(problem(base.replace("http_port = 8080", 'http_port = "8080"'))).toBe("server.http_port: expected integer, found string");
     expect(problem(base.replace("http_port = 8080", "http_port = 70000"))).toBe("server.http_port: must be between 0 and 65535, found 70000");
     expect(problem(base.replace("http_port = 8080", "body_timeout = 0"))).toBe("server.body_timeout: must be between 1 and 3600, found 0");
@@ -69,7 +83,7 @@ describe("osp.toml", () => {
     expect(problem(base.replace("https://s3.example.com:9000", "https://x/path"))).toContain("buckets.a-bucket.endpoint: must be scheme://host[:port]");
     expect(problem(base.replace('buckets = ["a-bucket"]', 'buckets = ["nope"]'))).toBe("keys[0].buckets: bucket nope is not configured and matches no route");
     expect(problem(base.replace('secret_key = "bs"', ""))).toBe("buckets.a-bucket: access_key and secret_key go together");
-    expect(problem(base + "[other]\n")).toBe("other: unknown section (known: server, keys, hooks, buckets, routes)");
+    expect(problem(base + "[other]\n")).toBe("other: unknown section (known: server, keys, hooks, buckets, routes, state)");
     expect(problem(base + '[[keys]]\naccess_key = "AK"\nsecret_key = "x"\n')).toBe("keys[1].access_key: duplicate access key AK");
     expect(problem("[server]\nhttp_port = 1\nx = = 2\n")).toBe("not valid TOML at line 3, column 5: invalid value");
     expect(problem(base.replace("[buckets.a-bucket]", "[buckets.A_B]"))).toStartWith("buckets.A_B: bucket names are");
