@@ -5,6 +5,8 @@
  *
  *   bash bench/install.sh && bun bench/cost.ts [--duration 4] [--rounds 2] [--out FILE.md]
  *   bun bench/cost.ts --quick --only osp-1,base-1 --baseline ../other-checkout   (a quick A/B of a change)
+ *   bun bench/cost.ts --quick --only osp-1,base-1 --baseline . --server "metrics_port = 0"   (A/B of a setting)
+ * --server and --baseline-server add lines to the [server] table of this checkout's / the baseline's osp.
  *
  * One static nginx origin; in front of it, each on 127.0.0.1:
  *   osp-1 / osp-2      osp with 1 / 2 workers (verifies SigV4, re-signs)
@@ -31,6 +33,7 @@ const { values: opt } = parseArgs({
   options: {
     duration: { type: "string", default: "4" }, rounds: { type: "string", default: "2" }, out: { type: "string" },
     only: { type: "string" }, quick: { type: "boolean", default: false }, baseline: { type: "string" },
+    server: { type: "string", default: "" }, "baseline-server": { type: "string", default: "" },
   },
 });
 const DURATION = Number(opt.duration);
@@ -67,10 +70,10 @@ async function startOrigin(): Promise<{ port: number; server: Started }> {
   return { port, server };
 }
 
-async function startOspTarget(workers: number, origin: number, checkout = REPO, id = `osp-${workers}`): Promise<Target> {
+async function startOspTarget(workers: number, origin: number, checkout = REPO, id = `osp-${workers}`, serverToml = opt.server!): Promise<Target> {
   const port = await freePort();
   const config = join(work, `${id}.toml`);
-  writeFileSync(config, `[server]\nhttp_port = ${port}\nbind = "127.0.0.1"\nworkers = ${workers}\n` +
+  writeFileSync(config, `[server]\nhttp_port = ${port}\nbind = "127.0.0.1"\nworkers = ${workers}\n${serverToml}\n` +
     `[[keys]]\naccess_key = "${CREDS.accessKey}"\nsecret_key = "${CREDS.secretKey}"\n` +
     `[buckets.${BUCKET}]\nendpoint = "http://127.0.0.1:${origin}"\naddressing_style = "path"\naccess_key = "origin"\nsecret_key = "origin-secret"\n`);
   const server = spawnDetached(id, [process.execPath, "run", join(checkout, "osp.ts"), "--config", config], { logDir: work });
@@ -214,7 +217,7 @@ async function main(): Promise<void> {
       ["osp-2", () => startOspTarget(2, originPort)], ["ref-2", () => startRefTarget(2, originPort)],
     ];
     // --baseline DIR: osp from another checkout, side by side with this one
-    if (opt.baseline) starts.splice(1, 0, ["base-1", () => startOspTarget(1, originPort, resolve(opt.baseline!), "base-1")]);
+    if (opt.baseline) starts.splice(1, 0, ["base-1", () => startOspTarget(1, originPort, resolve(opt.baseline!), "base-1", opt["baseline-server"])]);
     for (const [id, start] of starts) {
       if (only && !only.includes(id)) continue;
       const t = await start();

@@ -1,18 +1,15 @@
 /** The Hono app: the proxy pipeline behind node:http, with request ids, S3 XML errors and metrics. */
-import { Hono, type Context } from "hono";
+import { Hono } from "hono";
 import type { HttpBindings } from "@hono/node-server";
-import { prometheus } from "@hono/prometheus";
-import { Registry } from "prom-client";
 import { S3Error, errorResponse, internalError } from "../errors.ts";
 import { newRequestId, parseRequest, type ParsedRequest } from "../pipeline/request.ts";
 import { proxy, type Pipeline } from "../pipeline/proxy.ts";
 import { withCors } from "../pipeline/cors.ts";
 import { knownBucket } from "../pipeline/route.ts";
 import { logAccess, logError } from "./log.ts";
+import type { Metrics } from "./metrics.ts";
 
-type Env = { Bindings: HttpBindings; Variables: { bucket: string; operation: string } };
-
-export const registry = new Registry();
+type Env = { Bindings: HttpBindings };
 
 const awaitsContinue = (incoming: HttpBindings["incoming"]) => /^100-continue$/i.test(incoming.headers.expect ?? "");
 const continued = new WeakSet<object>();
@@ -40,26 +37,19 @@ function bodyOf(request: Request, env: HttpBindings): ReadableStream<Uint8Array>
   }, { highWaterMark: 0 });
 }
 
-/** `current` gives the pipeline of the configuration generation in force; a reload swaps it. */
-export function createApp(current: () => Pipeline): Hono<Env> {
+/**
+ * `current` gives the pipeline of the configuration generation in force; a reload swaps it.
+ * `metrics` only when they are served: collecting them costs CPU per request (README).
+ */
+export function createApp(current: () => Pipeline, metrics?: Metrics): Hono<Env> {
   const app = new Hono<Env>();
-  // metrics cost ~7% of a small request's CPU (bench/README.md): only paid when they are served
-  if (current().config.server.metricsPort !== undefined) {
-    const customLabels = { bucket: (c: Context<Env>) => c.get("bucket") ?? "", operation: (c: Context<Env>) => c.get("operation") ?? "" };
-    const { registerMetrics } = prometheus({
-      registry,
-      prefix: "osp_",
-      collectDefaultMetrics: true,
-      metricOptions: { requestDuration: { customLabels }, requestsTotal: { customLabels } },
-    });
-    app.use(registerMetrics);
-  }
   app.all("*", async (c) => {
     // read once: a request finishes on the generation it started with
     const pipeline = current();
     const incoming = c.env.incoming;
     const id = newRequestId();
     const started = performance.now();
+    const measured = metrics?.begin(incoming, c.env.outgoing, pipeline.config.buckets);
     let req: ParsedRequest | undefined;
     let res: Response;
     try {
@@ -67,11 +57,9 @@ export function createApp(current: () => Pipeline): Hono<Env> {
         method: incoming.method ?? "GET", url: incoming.url ?? "/", rawHeaders: incoming.rawHeaders,
         clientAddress: incoming.socket.remoteAddress ?? "", scheme: (incoming.socket as { encrypted?: boolean }).encrypted ? "https" : "http",
       }, id, pipeline.config.server.domains);
-      // metrics labels: only configured bucket names, so their number stays bounded
-      c.set("bucket", pipeline.config.buckets.has(req.bucket) ? req.bucket : "");
-      c.set("operation", req.operation);
       // reading the body builds the adapter's whole web Request (URL, headers): only where there is one
       const body = req.method === "GET" || req.method === "HEAD" ? null : bodyOf(c.req.raw, c.env);
+      if (body) measured?.body();
       res = await proxy(pipeline, req, body, c.req.raw.signal);
     } catch (e) {
       const err = e instanceof S3Error ? e : internalError();
@@ -85,6 +73,7 @@ export function createApp(current: () => Pipeline): Hono<Env> {
     if ((awaitsContinue(incoming) && !continued.has(incoming)) || res.headers.get("x-osp-error-code") === "RequestTimeout")
       res.headers.set("connection", "close");
     if (pipeline.config.server.accessLog) logAccess(id, req, incoming, res.status, performance.now() - started);
+    measured?.done({ method: incoming.method ?? "GET", bucket: req?.bucket ?? "", operation: req?.operation ?? "Unknown", status: res.status, error: res.headers.get("x-osp-error-code") ?? undefined });
     return res;
   });
   return app;

@@ -7,7 +7,7 @@
  */
 import { ConfigError, configDir, parseConfig, readConfigText, type Config, type ServerConfig } from "../config.ts";
 import { loadHooks, type Hooks } from "../hooks.ts";
-import { createPipeline, type Pipeline } from "../pipeline/proxy.ts";
+import { createPipeline, type Pipeline, type PipelineEvents } from "../pipeline/proxy.ts";
 
 export interface Generation {
   /** 1 at start-up, one more at each reload that took. */
@@ -65,12 +65,12 @@ export const summary = (config: Config) => `${plural(config.buckets.size, "bucke
 export class Live {
   pipeline: Pipeline;
 
-  constructor(public generation: Generation) {
-    this.pipeline = createPipeline(generation.config, generation.hooks);
+  constructor(public generation: Generation, private readonly events: PipelineEvents = {}) {
+    this.pipeline = createPipeline(generation.config, generation.hooks, events);
   }
 
   swap(next: Generation): void {
-    const pipeline = createPipeline(next.config, next.hooks);
+    const pipeline = createPipeline(next.config, next.hooks, this.events);
     // the cap on backend requests keeps counting those still in flight on the old generation
     const [was, is] = [this.generation.config.server, next.config.server];
     if (was.maxBackendRequests === is.maxBackendRequests && was.backendQueueTimeout === is.backendQueueTimeout) pipeline.backendSlot = this.pipeline.backendSlot;

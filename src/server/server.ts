@@ -12,7 +12,8 @@ import { getRequestListener } from "@hono/node-server";
 import { AggregatorRegistry } from "prom-client";
 import type { Config } from "../config.ts";
 import type { Hooks } from "../hooks.ts";
-import { createApp, registry } from "./app.ts";
+import { createApp } from "./app.ts";
+import { createMetrics, registry, type Metrics } from "./metrics.ts";
 import type { Pipeline } from "../pipeline/proxy.ts";
 import { S3Error, errorResponse } from "../errors.ts";
 import { newRequestId } from "../pipeline/request.ts";
@@ -38,8 +39,10 @@ export async function serveGeneration(first: Generation): Promise<void> {
     if (held) refuse(held.port, config.server.bind, held.code);
   }
   if (workerCount(config) > 1 && cluster.isPrimary) return startPrimary(first);
-  const live = new Live(first);
-  const servers = serve(config, () => live.pipeline);
+  // metrics_port only changes with a restart: metrics are the process's, whatever the generation
+  const metrics = config.server.metricsPort === undefined ? undefined : createMetrics();
+  const live = new Live(first, { presignedUse: metrics?.presignedUse });
+  const servers = serve(config, () => live.pipeline, metrics);
   if (cluster.isWorker) {
     followPrimary(live);
     // tell the primary (for /readyz) once every listener of this worker is up
@@ -90,8 +93,8 @@ function refuse(port: number, bind: string, code = "EADDRINUSE"): never {
 }
 
 /** The listeners of one process: HTTP/1.1, plain and/or over TLS. */
-function serve(config: Config, current: () => Pipeline): Server[] {
-  const app = createApp(current);
+function serve(config: Config, current: () => Pipeline, metrics: Metrics | undefined): Server[] {
+  const app = createApp(current, metrics);
   const listener = getRequestListener(app.fetch, { overrideGlobalObjects: false, errorHandler: badRequestTarget });
   const { bind, httpPort, httpsPort, tlsCert, tlsKey } = config.server;
   const servers: Server[] = [];
@@ -111,6 +114,7 @@ function serve(config: Config, current: () => Pipeline): Server[] {
   for (const server of servers) server.on("checkContinue", listener);
   // any other Expect (an empty one too) is ignored, as S3 does, rather than answered 417
   for (const server of servers) server.on("checkExpectation", listener);
+  for (const server of servers) metrics?.watch(server);
   return servers;
 }
 
