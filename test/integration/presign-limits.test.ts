@@ -4,6 +4,7 @@
  * A counting pass-through in front of MinIO tells how many requests reached the backend.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { writeFileSync } from "node:fs";
 import { GetObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3";
 import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
 import { bucketToml, keyToml, serverToml } from "../harness/env.ts";
@@ -119,6 +120,17 @@ describe("presign_max_uses", () => {
 
     const v2 = await presignedGetV2(o.endpoint);
     expect(await useAll(Array(6).fill([v2, o.endpoint]))).toEqual({ "200": 3, "403 AccessDenied": 3 });
+  });
+
+  test("a reload (SIGHUP) keeps the counts of 2 workers and applies a new limit to them", async () => {
+    const o = await osp({ workers: 2 }, alpha({ presign_max_uses: 3 }));
+    const url = await presignedGet(o.endpoint);
+    expect(await useAll(Array(2).fill([url, url]))).toEqual({ "200": 2 });
+    writeFileSync(o.configPath, serverToml(o.port, { workers: 2 }) + keyToml(env.accessKey, env.secretKey) + alpha({ presign_max_uses: 4 }));
+    process.kill(o.proc.pid, "SIGHUP");
+    for (let i = 0; i < 100 && !o.output().includes("generation 2 active"); i++) await Bun.sleep(50);
+    expect(o.output()).toContain("generation 2 active");
+    expect(await useAll(Array(6).fill([url, url]))).toEqual({ "200": 2, "403 AccessDenied": 4 });
   });
 
   test("Redis down: presigned requests get 503 ServiceUnavailable (logged once), others go on; counting resumes when it is back", async () => {
