@@ -262,7 +262,7 @@ async function main(): Promise<void> {
     lines.push(`Bun ${Bun.version}, ${ROUNDS} interleaved rounds of ${DURATION} s per cell, wrk -t1, static nginx origin, ` +
       `one fixed SigV4 signature; CPU = user+system of the server's process tree per request or per GB. ` +
       `Took ${Math.round((Date.now() - started) / 1000)} s. Bun.serve and Content-Length on a streamed response: **${canaryResult}**.`, "");
-    lines.push("| server | 1 KiB GET µs/req | HEAD µs/req | 1 MiB GET µs/req | 1 MiB PUT µs/req | 1 GiB GET CPU s/GB | 1 GiB PUT CPU s/GB | p50 added, c=1 (ms) | peak RSS 64×1 MiB fast / slow (MiB) | RSS idle → after |");
+    lines.push("| server | 1 KiB GET µs/req | HEAD µs/req | 1 MiB GET µs/req | 1 MiB PUT µs/req | 1 GiB GET CPU s/GB | 1 GiB PUT CPU s/GB | p50 at c=1 (ms) | peak RSS 64×1 MiB fast / slow (MiB) | RSS idle → after |");
     lines.push("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     const direct = median(await Promise.all([0, 1].map(async () => (await wrk(`http://127.0.0.1:${originPort}/${BUCKET}/obj-1k`, {}, 1)).p50ms)));
     for (const t of single) {
