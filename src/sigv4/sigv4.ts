@@ -132,8 +132,6 @@ export function parseAuthorization(value: string, datetime: string | undefined):
   const bad = (m: string) => new S3Error(400, "AuthorizationHeaderMalformed", `The authorization header is malformed; ${m}`);
   if (value.startsWith("AWS4-ECDSA-P256-SHA256 "))
     throw new S3Error(501, "NotImplemented", "SigV4a (AWS4-ECDSA-P256-SHA256) signatures are not supported; sign with SigV4");
-  if (value.startsWith("AWS "))
-    throw new S3Error(400, "InvalidRequest", "Signature Version 2 is not supported; sign with AWS4-HMAC-SHA256");
   if (!value.startsWith("AWS4-HMAC-SHA256 ")) throw bad("the authorization algorithm is not AWS4-HMAC-SHA256");
   // exactly Credential, SignedHeaders and Signature, once each: anything else is not what was signed
   const params = new Map<string, string>();
