@@ -70,8 +70,6 @@ export function createPipeline(config: Config, hooks: Hooks, events: PipelineEve
 /** Seconds a backend may take to tell its buckets before a listing goes on without them. */
 const LIST_TIMEOUT = 5;
 
-
-
 export async function proxy(p: Pipeline, req: ParsedRequest, body: ReadableStream<Uint8Array> | null, signal: AbortSignal): Promise<Response> {
   // the two requests that carry no signed request: a CORS preflight (never forwarded), and a
   // browser form upload (authenticated by its signed policy)

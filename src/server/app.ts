@@ -75,7 +75,9 @@ export function createApp(current: () => Pipeline, metrics?: Metrics): Hono<Env>
       res.headers.set("connection", "close");
     if (pipeline.config.server.accessLog) logAccess(id, req, incoming, res.status, performance.now() - started);
     measured?.done({ method: incoming.method ?? "GET", bucket: req?.bucket ?? "", operation: req?.operation ?? "Unknown", status: res.status, error: res.headers.get("x-osp-error-code") ?? undefined });
-    if (!res.body || incoming.method === "HEAD") return res;
+    // osp's own short documents (errors, listings) have no length yet: the adapter reads them whole
+    // and sends their Content-Length; streamed backend bodies carry theirs
+    if (!res.body || incoming.method === "HEAD" || !res.headers.has("content-length")) return res;
     await writeResponse(res, c.env.outgoing);
     return RESPONSE_ALREADY_SENT;
   });

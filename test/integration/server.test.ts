@@ -130,6 +130,8 @@ describe("requests at the edges", () => {
     expect(body).toMatch(/<RequestId>[0-9A-F]{16}<\/RequestId>/);
     expect(body).not.toContain(env.bucketA);
     expect(res.headers.get("x-amz-request-id")).toMatch(/^[0-9A-F]{16}$/);
+    // sent with its length, not chunked
+    expect(res.headers.get("content-length")).toBe(String(Buffer.byteLength(body)));
   });
 
   test("a request signed 20 minutes ago is RequestTimeTooSkewed", async () => {
