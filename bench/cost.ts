@@ -6,13 +6,14 @@
  *   bash bench/install.sh && bun bench/cost.ts [--duration 4] [--rounds 2] [--out FILE.md]
  *   bun bench/cost.ts --quick --only osp-1,base-1 --baseline ../other-checkout   (a quick A/B of a change)
  *   bun bench/cost.ts --quick --only osp-1,base-1 --baseline . --server "metrics_port = 0"   (A/B of a setting)
+ *   bun bench/cost.ts --only osp-1,base-1 --baseline DIR --workloads get1k   (one workload: get1k, head, get1m, put1m, lat1k)
  * --server and --baseline-server add lines to the [server] table of this checkout's / the baseline's osp.
  *
  * One static nginx origin; in front of it, each on 127.0.0.1:
  *   osp-1 / osp-2      osp with 1 / 2 workers (verifies SigV4, re-signs)
  *   ref-1 / ref-2      object-storage-proxy 0.6.12 with 1 / 2 threads (verifies, re-signs)
  *   nginx              nginx as a plain reverse proxy, 1 worker
- *   bun-serve, hono-node, node-fetch, node-pipe   bare pass-throughs (bench/lib/passthrough.ts)
+ *   bun-serve, hono-node, node-fetch, node-pipe, bun-listen   bare pass-throughs (bench/lib/passthrough.ts)
  * Workloads: wrk (HEAD: autocannon) with one fixed SigV4 signature (16 connections; 1 for latency;
  * 64 for req/s), curl for 1 GiB.
  * Memory: peak RSS of the busiest process under 64 concurrent 1 MiB GETs (wrk, fast readers;
@@ -33,7 +34,7 @@ const { values: opt } = parseArgs({
   options: {
     duration: { type: "string", default: "4" }, rounds: { type: "string", default: "2" }, out: { type: "string" },
     only: { type: "string" }, quick: { type: "boolean", default: false }, baseline: { type: "string" },
-    server: { type: "string", default: "" }, "baseline-server": { type: "string", default: "" },
+    server: { type: "string", default: "" }, "baseline-server": { type: "string", default: "" }, workloads: { type: "string" },
   },
 });
 const DURATION = Number(opt.duration);
@@ -160,15 +161,18 @@ async function cpuPerRequest(t: Target, method: string, key: string, connections
 }
 
 /** CPU seconds per GB of one 1 GiB GET or PUT through curl. */
-async function cpuPerGb(t: Target, method: "GET" | "PUT", origin: string): Promise<number> {
+/** CPU seconds per GB of one 1 GiB transfer, and how far the busiest process's RSS rose above its level before. */
+async function cpuPerGb(t: Target, method: "GET" | "PUT", origin: string): Promise<{ sPerGb: number; overIdleMiB: number }> {
   const key = method === "GET" ? "obj-1g" : "put-1g";
   const headers = Object.entries(await signed(t, method, key)).flatMap(([k, v]) => ["-H", `${k}: ${v}`]);
   const upload = method === "PUT" ? ["-T", join(origin, BUCKET, "obj-1g"), "-H", "Expect:"] : [];
+  const idle = Math.max(...processTree(t.server.pid).map(rssOf));
+  resetPeakRss(t.server.pid);
   const before = cpuSeconds(t.server.pid);
   const code = await Bun.$`curl -s -o /dev/null -w %{http_code} --max-time 120 -X ${method} ${headers} ${upload} ${t.base}/${BUCKET}/${key}`.nothrow().text();
   const cpu = cpuSeconds(t.server.pid) - before;
   if (code !== "200") log(`${t.id} ${method} 1 GiB answered ${code}`);
-  return cpu / (GiB / 1e9);
+  return { sPerGb: cpu / (GiB / 1e9), overIdleMiB: ((peakRssPerProcess(t.server.pid)[0] ?? 0) - idle) / MiB };
 }
 
 /** Peak RSS of the busiest process under 64 concurrent 1 MiB GETs, and its RSS 5 s later. */
@@ -213,7 +217,7 @@ async function main(): Promise<void> {
     const only = opt.only?.split(",");
     const starts: [string, () => Promise<Target | undefined>][] = [
       ["osp-1", () => startOspTarget(1, originPort)], ["ref-1", () => startRefTarget(1, originPort)], ["nginx", () => startNginxTarget(originPort)],
-      ...["bun-serve", "hono-node", "node-fetch", "node-pipe"].map((m) => [m, () => startBare(m, originPort)] as [string, () => Promise<Target>]),
+      ...["bun-serve", "hono-node", "node-fetch", "node-pipe", "bun-listen"].map((m) => [m, () => startBare(m, originPort)] as [string, () => Promise<Target>]),
       ["osp-2", () => startOspTarget(2, originPort)], ["ref-2", () => startRefTarget(2, originPort)],
     ];
     // --baseline DIR: osp from another checkout, side by side with this one
@@ -229,7 +233,7 @@ async function main(): Promise<void> {
     const add = (k: string, v: number) => cells.set(k, [...(cells.get(k) ?? []), v]);
     const workloads: [string, string, string, number][] = [
       ["get1k", "GET", "obj-1k", 16], ["head", "HEAD", "obj-1k", 16], ["get1m", "GET", "obj-1m", 16], ["put1m", "PUT", "put-1m", 16], ["lat1k", "GET", "obj-1k", 1],
-    ].filter(([id]) => !opt.quick || id !== "head") as [string, string, string, number][];
+    ].filter(([id]) => (opt.workloads ? opt.workloads.split(",").includes(id as string) : !opt.quick || id !== "head")) as [string, string, string, number][];
     for (let round = 0; round < ROUNDS; round++) {
       for (const [id, method, key, c] of workloads) {
         const order = round % 2 ? [...single].reverse() : single;
@@ -248,8 +252,11 @@ async function main(): Promise<void> {
         }
       }
       for (const t of single) {
-        add(`${t.id}/get1g`, await cpuPerGb(t, "GET", join(work, "root")));
-        add(`${t.id}/put1g`, await cpuPerGb(t, "PUT", join(work, "root")));
+        for (const method of ["GET", "PUT"] as const) {
+          const r = await cpuPerGb(t, method, join(work, "root"));
+          add(`${t.id}/${method.toLowerCase()}1g`, r.sPerGb);
+          add(`${t.id}/${method.toLowerCase()}1g/rss`, r.overIdleMiB);
+        }
       }
     }
     const mem = new Map<string, { fast: Awaited<ReturnType<typeof memory>>; slow: Awaited<ReturnType<typeof memory>> }>();
@@ -262,14 +269,14 @@ async function main(): Promise<void> {
     lines.push(`Bun ${Bun.version}, ${ROUNDS} interleaved rounds of ${DURATION} s per cell, wrk -t1, static nginx origin, ` +
       `one fixed SigV4 signature; CPU = user+system of the server's process tree per request or per GB. ` +
       `Took ${Math.round((Date.now() - started) / 1000)} s. Bun.serve and Content-Length on a streamed response: **${canaryResult}**.`, "");
-    lines.push("| server | 1 KiB GET µs/req | HEAD µs/req | 1 MiB GET µs/req | 1 MiB PUT µs/req | 1 GiB GET CPU s/GB | 1 GiB PUT CPU s/GB | p50 at c=1 (ms) | peak RSS 64×1 MiB fast / slow (MiB) | RSS idle → after |");
-    lines.push("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    lines.push("| server | 1 KiB GET µs/req | HEAD µs/req | 1 MiB GET µs/req | 1 MiB PUT µs/req | 1 GiB GET CPU s/GB | 1 GiB PUT CPU s/GB | p50 at c=1 (ms) | peak RSS 64×1 MiB fast / slow (MiB) | RSS idle → after | RSS over idle, 1 GiB GET / PUT (MiB) |");
+    lines.push("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     const direct = median(await Promise.all([0, 1].map(async () => (await wrk(`http://127.0.0.1:${originPort}/${BUCKET}/obj-1k`, {}, 1)).p50ms)));
     for (const t of single) {
       const none = { peakMiB: NaN, idleMiB: NaN, afterMiB: NaN };
       const mm = mem.get(t.id) ?? { fast: none, slow: none };
       lines.push(`| ${t.id} | ${f(m(`${t.id}/get1k/us`))} | ${f(m(`${t.id}/head/us`))} | ${f(m(`${t.id}/get1m/us`))} | ${f(m(`${t.id}/put1m/us`))} | ` +
-        `${f(m(`${t.id}/get1g`), 2)} | ${f(m(`${t.id}/put1g`), 2)} | ${f(m(`${t.id}/lat1k/p50`), 2)} | ${f(mm.fast.peakMiB)} / ${f(mm.slow.peakMiB)} | ${f(mm.fast.idleMiB)} → ${f(mm.fast.afterMiB)} |`);
+        `${f(m(`${t.id}/get1g`), 2)} | ${f(m(`${t.id}/put1g`), 2)} | ${f(m(`${t.id}/lat1k/p50`), 2)} | ${f(mm.fast.peakMiB)} / ${f(mm.slow.peakMiB)} | ${f(mm.fast.idleMiB)} → ${f(mm.fast.afterMiB)} | ${f(m(`${t.id}/get1g/rss`))} / ${f(m(`${t.id}/put1g/rss`))} |`);
     }
     lines.push("", `p50 at c=1 is the whole round trip through each server; straight to the origin it is ${f(direct, 2)} ms.`, "");
     lines.push("Against the reference proxy (osp ÷ object-storage-proxy; CPU: lower is better, req/s: higher is better):", "");

@@ -6,6 +6,52 @@
  */
 import { requestTimeout, type S3Error } from "../errors.ts";
 
+export interface PaceMeter {
+  /** osp is waiting for the client's next bytes. */
+  waiting(): void;
+  /** osp is not waiting (the backend holds the body back, or it has ended). */
+  idle(): void;
+  received(bytes: number): void;
+}
+
+/**
+ * One timer per stretch of waiting, not per chunk: it fires when a window of waiting ends, and
+ * `fail` is called once if that window brought too few bytes.
+ */
+export function paceMeter(seconds: number, minRate: number, fail: () => void): PaceMeter {
+  const windowMs = seconds * 1000;
+  const minBytes = Math.max(1, seconds * minRate);
+  let waited = 0; // ms spent waiting in the current window
+  let bytes = 0; // bytes received in the current window
+  let since = 0;
+  let timer: Timer | undefined;
+  const windowEnds = () => {
+    if (bytes < minBytes) {
+      timer = undefined;
+      return fail();
+    }
+    waited = bytes = 0;
+    since = performance.now();
+    timer = setTimeout(windowEnds, windowMs);
+  };
+  return {
+    waiting() {
+      if (timer) return;
+      since = performance.now();
+      timer = setTimeout(windowEnds, windowMs - waited);
+    },
+    idle() {
+      if (!timer) return;
+      clearTimeout(timer);
+      timer = undefined;
+      waited += performance.now() - since;
+    },
+    received(n) {
+      bytes += n;
+    },
+  };
+}
+
 export interface GuardedBody {
   body: ReadableStream<Uint8Array>;
   /** The RequestTimeout that stopped the body, if it was stopped. */
@@ -14,42 +60,25 @@ export interface GuardedBody {
 
 export function bodyDeadline(source: ReadableStream<Uint8Array>, seconds: number, minRate: number): GuardedBody {
   const reader = source.getReader();
-  const windowMs = seconds * 1000;
-  const minBytes = Math.max(1, seconds * minRate);
   let failure: S3Error | undefined;
-  let waited = 0; // ms spent waiting for the client in the current window
-  let bytes = 0; // bytes received in the current window
+  // cancelling the reader ends the read that is waiting
+  const meter = paceMeter(seconds, minRate, () => {
+    failure = requestTimeout();
+    reader.cancel(failure).catch(() => {});
+  });
   const body = new ReadableStream<Uint8Array>({
     async pull(controller) {
-      let started = performance.now();
-      let timer: Timer | undefined;
-      // resolves when a window ends, while waiting here, with too few bytes
-      const stalled = new Promise<undefined>((resolve) => {
-        const arm = () => {
-          timer = setTimeout(() => {
-            if (bytes < minBytes) return resolve(undefined);
-            started = performance.now();
-            waited = bytes = 0;
-            arm();
-          }, windowMs - waited);
-        };
-        arm();
-      });
-      const next = await Promise.race([reader.read(), stalled]);
-      clearTimeout(timer);
-      if (next?.done) return controller.close();
-      waited += performance.now() - started;
-      if (next) bytes += next.value.length;
-      if (next && waited < windowMs) return controller.enqueue(next.value);
-      if (next && bytes >= minBytes) {
-        waited = bytes = 0;
-        return controller.enqueue(next.value);
-      }
-      failure = requestTimeout();
-      reader.cancel(failure).catch(() => {});
-      controller.error(failure);
+      meter.waiting();
+      const next = await reader.read().finally(meter.idle);
+      if (failure) return controller.error(failure);
+      if (next.done) return controller.close();
+      meter.received(next.value.length);
+      controller.enqueue(next.value);
     },
-    cancel: (reason) => reader.cancel(reason),
+    cancel: (reason) => {
+      meter.idle();
+      return reader.cancel(reason);
+    },
   }, { highWaterMark: 0 });
   return { body, failure: () => failure };
 }

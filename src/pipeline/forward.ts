@@ -32,14 +32,20 @@ export async function forward(up: UpstreamRequest, bucket: string, clientSignal:
       tls: up.tls,
     });
   } catch (e) {
-    if (deadline.signal.aborted)
-      throw new S3Error(504, "GatewayTimeout", `The backend of bucket ${bucket} did not answer within ${timeoutSeconds} s`);
+    if (deadline.signal.aborted) throw backendTimeout(bucket, timeoutSeconds);
     if (clientSignal.aborted) throw requestAborted();
-    const reason = e instanceof Error ? ((e as { code?: string }).code ?? e.name) : "error";
-    if (UNTRUSTED_CERTIFICATE.test(reason))
-      throw new S3Error(502, "BadGateway", `The backend of bucket ${bucket} could not be reached: its TLS certificate is not trusted (${reason}); a private CA goes in ca_file`);
-    throw new S3Error(502, "BadGateway", `The backend of bucket ${bucket} could not be reached (${reason})`);
+    throw backendUnreachable(bucket, e);
   } finally {
     clearTimeout(timer);
   }
+}
+
+export const backendTimeout = (bucket: string, seconds: number) =>
+  new S3Error(504, "GatewayTimeout", `The backend of bucket ${bucket} did not answer within ${seconds} s`);
+
+export function backendUnreachable(bucket: string, e: unknown): S3Error {
+  const reason = e instanceof Error ? ((e as { code?: string }).code ?? e.name) : "error";
+  if (UNTRUSTED_CERTIFICATE.test(reason))
+    return new S3Error(502, "BadGateway", `The backend of bucket ${bucket} could not be reached: its TLS certificate is not trusted (${reason}); a private CA goes in ca_file`);
+  return new S3Error(502, "BadGateway", `The backend of bucket ${bucket} could not be reached (${reason})`);
 }

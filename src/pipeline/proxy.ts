@@ -13,6 +13,8 @@ import { createTokenSource, requestToken, type TokenSource } from "../state/iam.
 import { backendCopySource, bucketFor, knownBucket, parseCopySource, upstreamUrl } from "./route.ts";
 import { forwardedHeaders, resign } from "./resign.ts";
 import { upstreamBody } from "./payload.ts";
+import { pipeUpload, type ClientBody } from "./upload.ts";
+import { payloadMode } from "../sigv4/chunked.ts";
 import { forward } from "./forward.ts";
 import { respond } from "./respond.ts";
 import { bodyDeadline } from "./deadline.ts";
@@ -70,11 +72,11 @@ export function createPipeline(config: Config, hooks: Hooks, events: PipelineEve
 /** Seconds a backend may take to tell its buckets before a listing goes on without them. */
 const LIST_TIMEOUT = 5;
 
-export async function proxy(p: Pipeline, req: ParsedRequest, body: ReadableStream<Uint8Array> | null, signal: AbortSignal): Promise<Response> {
+export async function proxy(p: Pipeline, req: ParsedRequest, body: ClientBody | null, signal: AbortSignal): Promise<Response> {
   // the two requests that carry no signed request: a CORS preflight (never forwarded), and a
   // browser form upload (authenticated by its signed policy)
   if (req.method === "OPTIONS") return preflight(p.config, req);
-  if (isPostObject(req)) return postObject(p, req, body, signal);
+  if (isPostObject(req)) return postObject(p, req, body?.stream() ?? null, signal);
   const identity = await authenticate(req, p.lookupSecret, Date.now(), p.config.server, () => anonymousIdentity(req, knownBucket(p.config, req.bucket)));
   if (!req.bucket) return listBuckets(p, req, identity);
 
@@ -82,7 +84,9 @@ export async function proxy(p: Pipeline, req: ParsedRequest, body: ReadableStrea
   // an anonymous request was allowed by the bucket's own list of public operations
   if (!identity.anonymous) await requireAllowed(p.authorize, identity.accessKey, req, bucket, req.operation, req.key);
   const { bodyTimeout, minBodyRate, upstreamTimeout } = p.config.server;
-  const guarded = body && hasBody(req.method) ? bodyDeadline(body, bodyTimeout, minBodyRate) : undefined;
+  // a plain body with its length goes to the backend straight from the client's stream (upload.ts)
+  const piped = body && hasBody(req.method) && payloadMode(identity.payloadHash) === "plain" && !req.headers.has("transfer-encoding") ? body : undefined;
+  const guarded = body && hasBody(req.method) && !piped ? bodyDeadline(body.stream(), bodyTimeout, minBodyRate) : undefined;
   const payload = upstreamBody(req, identity, guarded?.body ?? null);
   const creds = await p.credentials(identity.accessKey, bucket);
   const overrides = { ...payload.headers };
@@ -104,6 +108,7 @@ export async function proxy(p: Pipeline, req: ParsedRequest, body: ReadableStrea
   const send = async (extra: Record<string, string | null> = {}) => {
     const auth = await upstreamAuth(creds, p.tokens);
     const headers = await resign(req.method, url, forwardedHeaders(req.headers, identity.signedHeaders, { ...overrides, ...extra }), auth, bucket);
+    if (piped) return pipeUpload({ method: req.method, url, headers, tls: bucket.tls }, piped, { seconds: bodyTimeout, minRate: minBodyRate }, bucket.name, signal, upstreamTimeout);
     return forward({ method: req.method, url, headers, body: payload.body, tls: bucket.tls }, bucket.name, signal, upstreamTimeout);
   };
   const release = await p.backendSlot(bucket.endpoint.origin, signal);
