@@ -2,7 +2,7 @@
 
 import type { BucketConfig } from "../config.ts";
 import type { UpstreamAuth } from "../state/credentials.ts";
-import { Signer, type HeaderMap } from "../sigv4/sigv4.ts";
+import { canonicalHeaders, signature, type HeaderMap } from "../sigv4/sigv4.ts";
 
 /** Headers of the client's hop or of its own signature: never forwarded, signed or not. */
 const NOT_FORWARDED = new Set([
@@ -44,9 +44,26 @@ export function forwardedHeaders(headers: HeaderMap, signed: readonly string[], 
   return out;
 }
 
+/** Headers left out of the backend signature, as aws4fetch leaves them: a transport may set or change them. */
+const UNSIGNED = new Set(["authorization", "content-type", "content-length", "user-agent", "presigned-expires", "expect", "x-amzn-trace-id", "range", "connection"]);
+
+/** x-amz-date of now; formatted once a second. */
+let amzSecond = -1;
+let amzDatetime = "";
+function amzDate(now: number): string {
+  const second = Math.floor(now / 1000);
+  if (second !== amzSecond) {
+    amzSecond = second;
+    amzDatetime = new Date(second * 1000).toISOString().replace(/[:-]|\.\d{3}/g, "");
+  }
+  return amzDatetime;
+}
+
 /**
  * Signs with HMAC keys, or, for IBM COS with an IAM API key, carries the bearer token instead
  * (with the bucket's service instance, which bucket creation needs, unless the client signed its own).
+ * `url` is upstreamUrl's: its path and query are already S3-encoded and sorted, so they are signed
+ * as they are, without aws4fetch's constructor parsing the URL and copying the headers again.
  */
 export async function resign(method: string, url: string, headers: Headers, auth: UpstreamAuth, bucket: Pick<BucketConfig, "region" | "serviceInstanceId">): Promise<Headers> {
   if (auth.kind === "bearer") {
@@ -54,13 +71,27 @@ export async function resign(method: string, url: string, headers: Headers, auth
     if (bucket.serviceInstanceId && !headers.has("ibm-service-instance-id")) headers.set("ibm-service-instance-id", bucket.serviceInstanceId);
     return headers;
   }
-  const signed = await new Signer({
-    method, url, headers,
-    accessKeyId: auth.accessKey,
-    secretAccessKey: auth.secretKey,
-    sessionToken: auth.sessionToken,
-    service: "s3",
-    region: bucket.region,
-  }).sign();
-  return signed.headers;
+  const datetime = amzDate(Date.now());
+  headers.set("x-amz-date", datetime);
+  if (!headers.has("x-amz-content-sha256")) headers.set("x-amz-content-sha256", "UNSIGNED-PAYLOAD");
+  if (auth.sessionToken) headers.set("x-amz-security-token", auth.sessionToken);
+  const authority = url.indexOf("//") + 2;
+  const pathStart = url.indexOf("/", authority);
+  const query = url.indexOf("?", pathStart);
+  const values: HeaderMap = new Map([["host", [url.slice(authority, pathStart)]]]);
+  headers.forEach((value, name) => {
+    if (!UNSIGNED.has(name)) values.set(name, [value]);
+  });
+  const signedHeaders = [...values.keys()].sort();
+  const scope = { datetime, region: bucket.region, service: "s3" };
+  const sig = await signature({
+    method,
+    encodedPath: query < 0 ? url.slice(pathStart) : url.slice(pathStart, query),
+    encodedSearch: query < 0 ? "" : url.slice(query + 1),
+    signedHeaders,
+    canonicalHeaders: canonicalHeaders(values, signedHeaders),
+    payloadHash: headers.get("x-amz-content-sha256")!,
+  }, scope, auth.secretKey);
+  headers.set("authorization", `AWS4-HMAC-SHA256 Credential=${auth.accessKey}/${datetime.slice(0, 8)}/${bucket.region}/s3/aws4_request, SignedHeaders=${signedHeaders.join(";")}, Signature=${sig}`);
+  return headers;
 }

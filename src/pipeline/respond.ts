@@ -61,7 +61,7 @@ export async function respond(upstream: Response, req: ParsedRequest, bucket: Bu
   return new Response(upstream.body, init);
 }
 
-const SMALL_BODY = 64 * 1024;
+export const SMALL_BODY = 64 * 1024;
 const limits = { maxOutputLength: 4 * MAX_REWRITTEN_BYTES };
 
 /**

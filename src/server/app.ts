@@ -6,6 +6,7 @@ import { S3Error, errorResponse, internalError } from "../errors.ts";
 import { newRequestId, parseRequest, type ParsedRequest } from "../pipeline/request.ts";
 import { proxy, type Pipeline } from "../pipeline/proxy.ts";
 import { withCors } from "../pipeline/cors.ts";
+import { SMALL_BODY } from "../pipeline/respond.ts";
 import type { ClientBody } from "../pipeline/upload.ts";
 import { knownBucket } from "../pipeline/route.ts";
 import { logAccess, logError } from "./log.ts";
@@ -109,6 +110,14 @@ async function writeResponse(res: Response, out: HttpBindings["outgoing"]): Prom
   });
   const cookies = res.headers.getSetCookie();
   if (cookies.length) headers["set-cookie"] = cookies;
+  // a small body is in memory already (respond.ts): one call sends it all
+  if (Number(headers["content-length"]) <= SMALL_BODY) {
+    const body = await res.bytes().catch(() => undefined);
+    if (!body) return void out.destroy();
+    out.writeHead(res.status, res.statusText, headers);
+    out.end(body);
+    return;
+  }
   out.writeHead(res.status, res.statusText, headers);
   const reader = res.body!.getReader();
   // a client that goes away stops the body at once, which gives its backend slot back

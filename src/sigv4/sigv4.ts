@@ -223,20 +223,11 @@ export function cachedSigningKey(secret: string, date: string, region: string, s
 }
 
 /**
- * aws4fetch's signer, with its hashing done synchronously by Bun.CryptoHasher instead of
- * WebCrypto's async importKey/sign/digest: 16 µs of CPU per signature instead of 50-70 µs
- * (bench/signing.ts), and osp signs twice per request. Canonicalization stays aws4fetch's.
+ * aws4fetch's signer core (string to sign, canonical string), with its hashing done synchronously
+ * by Bun.CryptoHasher instead of WebCrypto's async importKey/sign/digest: 16 µs of CPU per
+ * signature instead of 50-70 µs (bench/signing.ts), and osp signs twice per request.
  */
 export class Signer extends AwsV4Signer {
-  constructor(init: ConstructorParameters<typeof AwsV4Signer>[0]) {
-    super(init);
-    // aws4fetch judges white space per UTF-16 unit, which differs from a verifier's reading only outside ASCII
-    if (/[^\x00-\x7f]/.test(this.canonicalHeaders)) {
-      const value = (h: string) => (h === "host" ? this.url.host : (this.headers.get(h) ?? ""));
-      this.canonicalHeaders = this.signableHeaders.map((h) => h + ":" + canonicalValue(value(h))).join("\n");
-    }
-  }
-
   override async stringToSign(): Promise<string> {
     return ["AWS4-HMAC-SHA256", this.datetime, this.credentialString, sha256Latin1Hex(await this.canonicalString())].join("\n");
   }
@@ -260,7 +251,8 @@ export interface CanonicalParts {
 /**
  * The hex SigV4 signature of a canonical request with the given secret and scope, by aws4fetch's
  * signer. Its constructor is skipped: it parses a URL and copies and canonicalizes headers, all
- * of which a verifier already has in canonical form (half the CPU of a verification).
+ * of which osp already has in canonical form, verifying and re-signing alike (half the CPU of a
+ * signature).
  */
 export async function signature(parts: CanonicalParts, info: Pick<SignedRequestInfo, "datetime" | "region" | "service">, secret: string): Promise<string> {
   const signer: Signer = Object.assign(Object.create(Signer.prototype), {
