@@ -13,7 +13,7 @@
  *   osp-1 / osp-2      osp with 1 / 2 workers (verifies SigV4, re-signs)
  *   ref-1 / ref-2      object-storage-proxy 0.6.12 with 1 / 2 threads (verifies, re-signs)
  *   nginx              nginx as a plain reverse proxy, 1 worker
- *   bun-serve, hono-node, node-fetch, node-pipe, bun-listen   bare pass-throughs (bench/lib/passthrough.ts)
+ *   bun-serve, hono-node, node-fetch, node-pipe   bare pass-throughs (bench/lib/passthrough.ts)
  * Workloads: wrk (HEAD: autocannon) with one fixed SigV4 signature (16 connections; 1 for latency;
  * 64 for req/s), curl for 1 GiB.
  * Memory: peak RSS of the busiest process under 64 concurrent 1 MiB GETs (wrk, fast readers;
@@ -217,7 +217,7 @@ async function main(): Promise<void> {
     const only = opt.only?.split(",");
     const starts: [string, () => Promise<Target | undefined>][] = [
       ["osp-1", () => startOspTarget(1, originPort)], ["ref-1", () => startRefTarget(1, originPort)], ["nginx", () => startNginxTarget(originPort)],
-      ...["bun-serve", "hono-node", "node-fetch", "node-pipe", "bun-listen"].map((m) => [m, () => startBare(m, originPort)] as [string, () => Promise<Target>]),
+      ...["bun-serve", "hono-node", "node-fetch", "node-pipe"].map((m) => [m, () => startBare(m, originPort)] as [string, () => Promise<Target>]),
       ["osp-2", () => startOspTarget(2, originPort)], ["ref-2", () => startRefTarget(2, originPort)],
     ];
     // --baseline DIR: osp from another checkout, side by side with this one

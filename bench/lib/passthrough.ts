@@ -8,7 +8,6 @@
  *       hono-node      node:http through @hono/node-server, fetch()
  *       node-fetch     a plain node:http handler: fetch(), then res.write() with backpressure
  *       node-pipe      node:http server and node:http client, piped
- *       bun-listen     HTTP/1.1 parsed by hand on Bun.listen, fetch(), body written chunk by chunk
  */
 import { createServer, request, Agent, type IncomingMessage, type ServerResponse } from "node:http";
 import { Readable } from "node:stream";
@@ -94,72 +93,8 @@ switch (mode) {
   case "node-pipe":
     createServer(nodePipe).listen(port, "127.0.0.1");
     break;
-  case "bun-listen":
-    bunListen();
-    break;
   default:
     console.error(`unknown mode ${mode}`);
     process.exit(2);
 }
 
-/** GETs and HEADs only: enough to see what serving costs on Bun's raw sockets. */
-function bunListen(): void {
-  type Conn = { buf: string; busy: boolean; queue: Uint8Array[]; drained?: () => void };
-  const write = (s: Bun.Socket<Conn>, chunk: Uint8Array | string): Promise<void> | void => {
-    const data = typeof chunk === "string" ? Buffer.from(chunk, "latin1") : chunk;
-    const n = s.write(data);
-    if (n < data.length) {
-      s.data.queue.push(data.subarray(Math.max(n, 0)));
-      return new Promise((r) => (s.data.drained = r));
-    }
-  };
-  async function handle(s: Bun.Socket<Conn>, head: string) {
-    const lines = head.split("\r\n");
-    const [method, target] = lines[0]!.split(" ");
-    const headers = new Headers();
-    for (let i = 1; i < lines.length; i++) {
-      const c = lines[i]!.indexOf(":");
-      const name = lines[i]!.slice(0, c).toLowerCase();
-      if (!HOP.has(name)) headers.append(name, lines[i]!.slice(c + 1).trim());
-    }
-    const up = await fetch(origin + target, { method, headers, decompress: false } as RequestInit);
-    let out = `HTTP/1.1 ${up.status} ${up.statusText}\r\n`;
-    up.headers.forEach((v, k) => {
-      if (!HOP.has(k)) out += `${k}: ${v}\r\n`;
-    });
-    await write(s, out + "\r\n");
-    if (up.body && method !== "HEAD") for await (const chunk of up.body) await write(s, chunk);
-  }
-  Bun.listen<Conn>({
-    hostname: "127.0.0.1",
-    port,
-    socket: {
-      open(s) {
-        s.data = { buf: "", busy: false, queue: [] };
-      },
-      async data(s, chunk) {
-        s.data.buf += chunk.toString("latin1");
-        if (s.data.busy) return;
-        s.data.busy = true;
-        for (let end; (end = s.data.buf.indexOf("\r\n\r\n")) >= 0; ) {
-          const head = s.data.buf.slice(0, end);
-          s.data.buf = s.data.buf.slice(end + 4);
-          await handle(s, head).catch(() => s.end());
-        }
-        s.data.busy = false;
-      },
-      drain(s) {
-        while (s.data.queue.length) {
-          const data = s.data.queue[0]!;
-          const n = s.write(data);
-          if (n < data.length) {
-            s.data.queue[0] = data.subarray(Math.max(n, 0));
-            return;
-          }
-          s.data.queue.shift();
-        }
-        s.data.drained?.();
-      },
-    },
-  });
-}
