@@ -167,6 +167,47 @@ describe("requests at the edges", () => {
     const got = await backendA.send(new GetObjectCommand({ Bucket: env.bucketA, Key: key }));
     expect(sha256(await got.Body!.transformToByteArray())).toBe(sha256(old));
   });
+  test("a backend that refuses an upload before its body: the client gets its answer, that connection closes, nothing is stored", async () => {
+    // backend keys MinIO does not know: it answers 403 from the headers alone, while the body is still coming
+    const osp = await startOsp({
+      name: "refused-upload",
+      configToml: serverToml(await freePort(), { workers: 1 }) + keyToml(env.accessKey, env.secretKey) +
+        bucketToml(env.bucketA, { ...env.minioA, secretKey: env.minioA.secretKey + "-wrong" }),
+    });
+    try {
+      const key = `${prefix}refused`;
+      const total = 32 * 1024 * 1024;
+      const u = new URL(osp.endpoint);
+      const headers = await signRaw("PUT", osp.endpoint, `/${env.bucketA}/${key}`, { "content-length": String(total) }, env.accessKey, env.secretKey);
+      const answer = await new Promise<{ text: string; closed: boolean }>((resolve) => {
+        let text = "";
+        const sock = connect(Number(u.port), u.hostname, () => {
+          sock.write([`PUT /${env.bucketA}/${key} HTTP/1.1`, ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`), "", ""].join("\r\n"));
+          // a slow body: the answer comes long before its end
+          let sent = 0;
+          const more = () => {
+            if (sock.destroyed || sent >= total) return;
+            sent += 64 * 1024;
+            sock.write(randomBytes(64 * 1024), () => setTimeout(more, 5));
+          };
+          more();
+        });
+        const done = (closed: boolean) => resolve({ text, closed });
+        sock.on("data", (c: Buffer) => (text += c.toString("latin1")));
+        sock.on("close", () => done(true));
+        sock.on("error", () => {});
+        setTimeout(() => (sock.destroy(), done(false)), 15_000);
+      });
+      expect(answer.text).toStartWith("HTTP/1.1 403");
+      expect(xmlCode(answer.text)).toBe("SignatureDoesNotMatch");
+      expect(answer.text.toLowerCase()).toContain("connection: close");
+      expect(answer.closed).toBe(true);
+      const head = await backendA.send(new HeadObjectCommand({ Bucket: env.bucketA, Key: key })).catch((e) => e);
+      expect(head.$metadata?.httpStatusCode).toBe(404);
+    } finally {
+      await osp.stop();
+    }
+  });
 });
 
 describe("streaming", () => {
