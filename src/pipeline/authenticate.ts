@@ -49,9 +49,10 @@ export const anonymousDenied = () => accessDenied("Anonymous access is not allow
 /** Reads which signature the request carries; null for an anonymous request. */
 export function signedRequestInfo(req: ParsedRequest): Signed | null {
   const authorization = header(req.headers, "authorization");
-  const presignedV4 = req.queryMap.has("X-Amz-Signature") || req.queryMap.has("X-Amz-Algorithm") || req.queryMap.has("X-Amz-Credential");
-  const presignedV2 = req.queryMap.has("AWSAccessKeyId") || req.queryMap.has("Signature");
-  if ([authorization !== undefined, presignedV4, presignedV2].filter(Boolean).length > 1)
+  const q = req.queryMap;
+  const presignedV4 = q.size > 0 && (q.has("X-Amz-Signature") || q.has("X-Amz-Algorithm") || q.has("X-Amz-Credential"));
+  const presignedV2 = q.size > 0 && (q.has("AWSAccessKeyId") || q.has("Signature"));
+  if (Number(authorization !== undefined) + Number(presignedV4) + Number(presignedV2) > 1)
     throw new S3Error(400, "InvalidArgument", "Only one auth mechanism allowed; only the X-Amz-Algorithm query parameter, Signature query string parameter or the Authorization header should be specified");
   if (authorization !== undefined) {
     // two headers would be read as one, each contributing parts

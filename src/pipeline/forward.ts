@@ -15,25 +15,24 @@ const UNTRUSTED_CERTIFICATE = /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|UNABLE_TO_GET_I
 
 /**
  * The deadline covers the wait for response headers only: a long download or upload is not
- * cut short, but a backend that does not answer is. A client that goes away aborts the request.
+ * cut short, but a backend that does not answer is. `request` is the client's request: aborted
+ * when the client goes away, and here when the backend does not answer, which ends the request
+ * too (one controller per request costs less than one per fetch joined by AbortSignal.any).
  */
-export async function forward(up: UpstreamRequest, bucket: string, clientSignal: AbortSignal, timeoutSeconds: number): Promise<Response> {
-  // one controller for both ends (AbortSignal.any costs more per request)
-  const abort = new AbortController();
+export async function forward(up: UpstreamRequest, bucket: string, request: AbortController, timeoutSeconds: number): Promise<Response> {
+  const clientGone = request.signal.aborted;
   let timedOut = false;
   const timer = setTimeout(() => {
     timedOut = true;
-    abort.abort();
+    request.abort();
   }, timeoutSeconds * 1000);
-  const onClientGone = () => abort.abort();
-  if (clientSignal.aborted) abort.abort();
-  else clientSignal.addEventListener("abort", onClientGone, { once: true });
   try {
+    if (clientGone) throw requestAborted();
     return await fetch(up.url, {
       method: up.method,
       headers: up.headers,
       body: up.body,
-      signal: abort.signal,
+      signal: request.signal,
       redirect: "manual",
       decompress: false,
       duplex: "half", // a streamed request body
@@ -41,7 +40,8 @@ export async function forward(up: UpstreamRequest, bucket: string, clientSignal:
     });
   } catch (e) {
     if (timedOut) throw backendTimeout(bucket, timeoutSeconds);
-    if (clientSignal.aborted) throw requestAborted();
+    if (e instanceof S3Error) throw e;
+    if (request.signal.aborted) throw requestAborted();
     throw backendUnreachable(bucket, e);
   } finally {
     clearTimeout(timer);

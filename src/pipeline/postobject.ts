@@ -86,7 +86,7 @@ export function postAnswer(fields: Map<string, string>, location: string, bucket
   return new Response(null, { status: status === "200" ? 200 : 204, headers });
 }
 
-export async function postObject(p: Pipeline, req: ParsedRequest, body: ReadableStream<Uint8Array> | null, signal: AbortSignal): Promise<Response> {
+export async function postObject(p: Pipeline, req: ParsedRequest, body: ReadableStream<Uint8Array> | null, request: AbortController): Promise<Response> {
   const boundary = formBoundary(header(req.headers, "content-type")!);
   if (!boundary) throw malformedForm("its Content-Type names no boundary");
   const total = header(req.headers, "content-length");
@@ -121,8 +121,8 @@ export async function postObject(p: Pipeline, req: ParsedRequest, body: Readable
   if (length === 0) await new Response(file).arrayBuffer().catch(() => {});
   if (failure()) throw failure();
   const signed = await resign("PUT", url, headers, auth, bucket);
-  const release = await p.backendSlot(bucket.endpoint.origin, signal);
-  const upstream = await forward({ method: "PUT", url, headers: signed, body: length === 0 ? null : file, tls: bucket.tls }, bucket.name, signal, upstreamTimeout)
+  const release = await p.backendSlot(bucket.endpoint.origin, request.signal);
+  const upstream = await forward({ method: "PUT", url, headers: signed, body: length === 0 ? null : file, tls: bucket.tls }, bucket.name, request, upstreamTimeout)
     .catch((e) => {
       release();
       return Promise.reject(failure() ?? e);

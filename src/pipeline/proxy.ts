@@ -64,7 +64,7 @@ export function createPipeline(config: Config, hooks: Hooks, events: PipelineEve
   };
   p.buckets = createBucketLister(config, async (token, bucket, method, url) => {
     const headers = await resign(method, url, new Headers(), await upstreamAuth(await p.credentials(token, bucket), p.tokens), bucket);
-    return forward({ method, url, headers, body: null, tls: bucket.tls }, bucket.name, new AbortController().signal, Math.min(LIST_TIMEOUT, config.server.upstreamTimeout));
+    return forward({ method, url, headers, body: null, tls: bucket.tls }, bucket.name, new AbortController(), Math.min(LIST_TIMEOUT, config.server.upstreamTimeout));
   });
   return p;
 }
@@ -72,11 +72,13 @@ export function createPipeline(config: Config, hooks: Hooks, events: PipelineEve
 /** Seconds a backend may take to tell its buckets before a listing goes on without them. */
 const LIST_TIMEOUT = 5;
 
-export async function proxy(p: Pipeline, req: ParsedRequest, body: ClientBody | null, signal: AbortSignal): Promise<Response> {
+/** `request` is aborted when the client goes away (see forward.ts). */
+export async function proxy(p: Pipeline, req: ParsedRequest, body: ClientBody | null, request: AbortController): Promise<Response> {
+  const signal = request.signal;
   // the two requests that carry no signed request: a CORS preflight (never forwarded), and a
   // browser form upload (authenticated by its signed policy)
   if (req.method === "OPTIONS") return preflight(p.config, req);
-  if (isPostObject(req)) return postObject(p, req, body?.stream() ?? null, signal);
+  if (isPostObject(req)) return postObject(p, req, body?.stream() ?? null, request);
   const identity = await authenticate(req, p.lookupSecret, Date.now(), p.config.server, () => anonymousIdentity(req, knownBucket(p.config, req.bucket)));
   if (!req.bucket) return listBuckets(p, req, identity);
 
@@ -109,7 +111,7 @@ export async function proxy(p: Pipeline, req: ParsedRequest, body: ClientBody | 
     const auth = await upstreamAuth(creds, p.tokens);
     const headers = await resign(req.method, url, forwardedHeaders(req.headers, identity.signedHeaders, { ...overrides, ...extra }), auth, bucket);
     if (piped) return pipeUpload({ method: req.method, url, headers, tls: bucket.tls }, piped, { seconds: bodyTimeout, minRate: minBodyRate }, bucket.name, signal, upstreamTimeout);
-    return forward({ method: req.method, url, headers, body: payload.body, tls: bucket.tls }, bucket.name, signal, upstreamTimeout);
+    return forward({ method: req.method, url, headers, body: payload.body, tls: bucket.tls }, bucket.name, request, upstreamTimeout);
   };
   const release = await p.backendSlot(bucket.endpoint.origin, signal);
   let res: Response;

@@ -51,6 +51,13 @@ function clientBody(request: Request, env: HttpBindings): ClientBody {
   };
 }
 
+/** Aborted when the client goes away before its response is complete. */
+function clientRequest(out: HttpBindings["outgoing"]): AbortController {
+  const request = new AbortController();
+  out.once("close", () => out.writableFinished || request.abort());
+  return request;
+}
+
 /**
  * `current` gives the pipeline of the configuration generation in force; a reload swaps it.
  * `metrics` only when they are served: collecting them costs CPU per request (README).
@@ -75,7 +82,7 @@ export function createApp(current: () => Pipeline, metrics?: Metrics): Hono<Env>
       // reading the body builds the adapter's whole web Request (URL, headers): only where there is one
       body = req.method === "GET" || req.method === "HEAD" || !hasBody(incoming) ? undefined : clientBody(c.req.raw, c.env);
       if (body) measured?.body();
-      res = await proxy(pipeline, req, body ?? null, c.req.raw.signal);
+      res = await proxy(pipeline, req, body ?? null, clientRequest(c.env.outgoing));
     } catch (e) {
       const err = e instanceof S3Error ? e : internalError();
       if (!(e instanceof S3Error)) logError(id, e);
