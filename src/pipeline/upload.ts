@@ -30,11 +30,17 @@ export interface PipedUpload {
   tls: BucketConfig["tls"];
 }
 
-const plainAgent = new Agent({ keepAlive: true });
+/**
+ * An idle connection is closed by osp after 4 s, before the backend closes it (Apache's default
+ * is 5 s): node:http's client does not retry a request on a kept-alive connection that the backend
+ * closed meanwhile, and a streamed upload could not be replayed anyway.
+ */
+const POOL = { keepAlive: true, timeout: 4000 };
+const plainAgent = new Agent(POOL);
 const tlsAgents = new WeakMap<BucketConfig["tls"], HttpsAgent>();
 const agentFor = (tls: BucketConfig["tls"]) => {
   let agent = tlsAgents.get(tls);
-  if (!agent) tlsAgents.set(tls, (agent = new HttpsAgent({ keepAlive: true, ca: tls.ca, rejectUnauthorized: tls.rejectUnauthorized })));
+  if (!agent) tlsAgents.set(tls, (agent = new HttpsAgent({ ...POOL, ca: tls.ca, rejectUnauthorized: tls.rejectUnauthorized })));
   return agent;
 };
 

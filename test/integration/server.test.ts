@@ -211,6 +211,28 @@ describe("requests at the edges", () => {
 });
 
 describe("streaming", () => {
+  test("an upload that pauses for longer than an idle backend connection is kept open still arrives whole", async () => {
+    // osp closes backend connections idle for 4 s (upload.ts); one in use must not be closed
+    const key = `${prefix}paused`;
+    const body = randomBytes(2 * 1024 * 1024);
+    const u = new URL(env.ospEndpoint);
+    const headers = await signRaw("PUT", env.ospEndpoint, `/${env.bucketA}/${key}`, { "content-length": String(body.length) }, env.accessKey, env.secretKey);
+    const answer = await new Promise<string>((resolve) => {
+      let text = "";
+      const sock = connect(Number(u.port), u.hostname, () => {
+        sock.write([`PUT /${env.bucketA}/${key} HTTP/1.1`, ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`), "Connection: close", "", ""].join("\r\n"));
+        sock.write(body.subarray(0, 1024 * 1024));
+        setTimeout(() => sock.write(body.subarray(1024 * 1024)), 6000);
+      });
+      sock.on("data", (c: Buffer) => (text += c.toString("latin1")));
+      sock.on("close", () => resolve(text));
+      sock.on("error", () => resolve(text));
+    });
+    expect(answer).toStartWith("HTTP/1.1 200");
+    const got = await backendA.send(new GetObjectCommand({ Bucket: env.bucketA, Key: key }));
+    expect(sha256(await got.Body!.transformToByteArray())).toBe(sha256(body));
+  }, 20_000);
+
   test("a download is not buffered, and a client that goes away closes the backend connection", async () => {
     const key = `${prefix}stream`;
     const size = 64 * 1024 * 1024;
