@@ -62,6 +62,18 @@ describe("backends over HTTPS", () => {
     expect(sha256((await stored(`${prefix}a`))!)).toBe(sha256(data));
   });
 
+  test("plain (not aws-chunked) uploads, which go by node:https, verify with ca_file and skip verification with tls_verify = false", async () => {
+    const data = randomBytes(1024 * 1024 + 3);
+    for (const [bucket, key] of [[BUCKET, `${prefix}plain-ca`], ["tls-unverified", `${prefix}plain-unverified`]] as const) {
+      const target = `/${bucket}/${key}`;
+      const headers = await signRaw("PUT", osp.endpoint, target, { "content-length": String(data.length) }, env.accessKey, env.secretKey);
+      expect(headers["x-amz-content-sha256"]).toBe("UNSIGNED-PAYLOAD");
+      const res = await rawRequest(osp.endpoint, "PUT", target, headers, data);
+      expect(res.status).toBe(200);
+      expect(sha256((await stored(key))!)).toBe(sha256(data));
+    }
+  });
+
   test("without it the certificate is not trusted: 502 BadGateway as S3 XML, nothing written", async () => {
     const target = `/tls-untrusted/${prefix}b`;
     const headers = await signRaw("PUT", osp.endpoint, target, { "content-length": "5" }, env.accessKey, env.secretKey);
