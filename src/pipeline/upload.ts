@@ -21,6 +21,8 @@ export interface ClientBody {
   proceed(): void;
   /** Whether the body was piped upstream and not read to its end (the connection cannot go on). */
   unfinished: boolean;
+  /** Bytes of it read so far, counted where they are read: a listener of its own would set it flowing. */
+  received: number;
 }
 
 export interface PipedUpload {
@@ -80,6 +82,7 @@ export function pipeUpload(up: PipedUpload, body: ClientBody, pace: { seconds: n
     const meter = paceMeter(pace.seconds, pace.minRate, () => finish(requestTimeout()));
     const onData = (chunk: Buffer) => {
       meter.received(chunk.length);
+      body.received += chunk.length;
       if (!upstream.write(chunk)) {
         source.pause();
         meter.idle();

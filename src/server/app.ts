@@ -32,23 +32,26 @@ function clientBody(request: Request, env: HttpBindings): ClientBody {
       env.outgoing.writeContinue();
     }
   };
-  return {
+  const body: ClientBody = {
     node: env.incoming,
     proceed,
     unfinished: false,
+    received: 0,
     stream() {
       const reader = request.body!.getReader();
       return new ReadableStream<Uint8Array>({
         async pull(controller) {
           proceed();
           const { done, value } = await reader.read();
-          if (done) controller.close();
-          else controller.enqueue(value);
+          if (done) return controller.close();
+          body.received += value.length;
+          controller.enqueue(value);
         },
         cancel: (reason) => reader.cancel(reason),
       }, { highWaterMark: 0 });
     },
   };
+  return body;
 }
 
 /** Aborted when the client goes away before its response is complete. */
@@ -81,7 +84,6 @@ export function createApp(current: () => Pipeline, metrics?: Metrics): Hono<Env>
       }, id, pipeline.config.server.domains);
       // reading the body builds the adapter's whole web Request (URL, headers): only where there is one
       body = req.method === "GET" || req.method === "HEAD" || !hasBody(incoming) ? undefined : clientBody(c.req.raw, c.env);
-      if (body) measured?.body();
       res = await proxy(pipeline, req, body ?? null, clientRequest(c.env.outgoing));
     } catch (e) {
       const err = e instanceof S3Error ? e : internalError();
@@ -95,7 +97,7 @@ export function createApp(current: () => Pipeline, metrics?: Metrics): Hono<Env>
     if ((awaitsContinue(incoming) && !continued.has(incoming)) || body?.unfinished || res.headers.get("x-osp-error-code") === "RequestTimeout")
       res.headers.set("connection", "close");
     if (pipeline.config.server.accessLog) logAccess(id, req, incoming, res.status, performance.now() - started);
-    measured?.done({ method: incoming.method ?? "GET", bucket: req?.bucket ?? "", operation: req?.operation ?? "Unknown", status: res.status, error: res.headers.get("x-osp-error-code") ?? undefined });
+    measured?.done({ method: incoming.method ?? "GET", bucket: req?.bucket ?? "", operation: req?.operation ?? "Unknown", status: res.status, error: res.headers.get("x-osp-error-code") ?? undefined }, body);
     // osp's own short documents (errors, listings) have no length yet: the adapter reads them whole
     // and sends their Content-Length; streamed backend bodies carry theirs
     if (!res.body || incoming.method === "HEAD" || !res.headers.has("content-length")) return res;

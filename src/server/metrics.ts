@@ -24,13 +24,8 @@ export interface RequestLabels {
 }
 
 export interface RequestMeasure {
-  /**
-   * Counts the request body's bytes: call once its body stream exists, since a "data" listener
-   * added before would let the body flow before the stream reads it, and lose it.
-   */
-  body(): void;
-  /** The labels, once the response is known. */
-  done(labels: RequestLabels): void;
+  /** The labels, once the response is known, and the request body, whose bytes read are counted when the response ends. */
+  done(labels: RequestLabels, body?: { received: number }): void;
 }
 
 export interface Metrics {
@@ -89,17 +84,15 @@ export function createMetrics(): Metrics {
       // Bun's node:http counts what each response wrote on its socket (body bytes)
       const socket = incoming.socket;
       const written0 = socket.bytesWritten;
-      let received = 0;
       return {
-        body: () => incoming.on("data", (chunk: Buffer) => (received += chunk.length)),
-        done: (labels) => outgoing.once("close", () => {
+        done: (labels, body) => outgoing.once("close", () => {
           const method = methodLabel(labels.method);
           const bucket = labels.bucket === "" || buckets.has(labels.bucket) ? labels.bucket : "other";
           const sent = socket.bytesWritten - written0;
           requests.inc({ method, bucket, status: labels.status, operation: labels.operation });
           const error = !outgoing.writableFinished ? "ResponseIncomplete" : labels.error ?? (labels.status >= 400 ? `backend_${labels.status}` : undefined);
           if (error) errors.inc({ method, bucket, error });
-          transfer.inc({ direction: "rx", bucket }, received);
+          transfer.inc({ direction: "rx", bucket }, body?.received ?? 0);
           transfer.inc({ direction: "tx", bucket }, sent);
           duration.observe({ method, bucket }, (performance.now() - started) / 1000);
           size.observe({ method, bucket }, sent);

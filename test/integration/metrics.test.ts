@@ -6,9 +6,12 @@ import { expect, test } from "bun:test";
 import { GetObjectCommand } from "@aws-sdk/client-s3";
 import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
 import { connect } from "node:net";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { bucketToml, keyToml, serverToml } from "../harness/env.ts";
 import { freePort, startOsp } from "../harness/osp.ts";
-import { env, randomBytes, sdkClient, sha256, signRaw, uniquePrefix } from "./util.ts";
+import { backendClient, env, randomBytes, rawRequest, sdkClient, sha256, signRaw, uniquePrefix } from "./util.ts";
 
 const prefix = uniquePrefix("metrics");
 
@@ -106,5 +109,30 @@ test("/metrics: the osp_ set summed over 2 workers matches a known sequence of r
     expect(await check.exited).toBe(0);
   } finally {
     await osp.stop();
+  }
+});
+
+test("with metrics served, an upload whose authentication takes a while (a slow lookupSecret hook) arrives whole, and rx counts it", async () => {
+  // counting rx with a listener of the request stream's own set the body flowing before it was piped, and lost it
+  const dir = mkdtempSync(join(tmpdir(), "osp-slow-hooks-"));
+  const hooks = join(dir, "hooks.ts");
+  writeFileSync(hooks, `export async function lookupSecret(key) {\n  await Bun.sleep(200);\n  return key === ${JSON.stringify(env.accessKey)} ? ${JSON.stringify(env.secretKey)} : null;\n}\n`);
+  const metricsPort = await freePort();
+  const osp = await startOsp({
+    configToml: serverToml(await freePort(), { workers: 1, metrics_port: metricsPort }) + `[hooks]\nmodule = ${JSON.stringify(hooks)}\n` + bucketToml(env.bucketA, env.minioA),
+  });
+  try {
+    const key = `${prefix}slow-auth`;
+    const data = randomBytes(256 * 1024 + 5);
+    const target = `/${env.bucketA}/${key}`;
+    const headers = await signRaw("PUT", osp.endpoint, target, { "content-length": String(data.length) }, env.accessKey, env.secretKey);
+    expect((await rawRequest(osp.endpoint, "PUT", target, headers, data)).status).toBe(200);
+    const got = await backendClient(env.minioA).send(new GetObjectCommand({ Bucket: env.bucketA, Key: key }));
+    expect(sha256(await got.Body!.transformToByteArray())).toBe(sha256(data));
+    const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+    expect(sample(text, "osp_transfer_bytes_total", { direction: "rx", bucket: env.bucketA })).toBe(data.length);
+  } finally {
+    await osp.stop();
+    rmSync(dir, { recursive: true, force: true });
   }
 });
