@@ -9,7 +9,7 @@ import {
   canonicalHeaders, canonicalQuery, canonicalUri, constantTimeEqual, datetimeMs, header,
   cachedSigningKey, parseAuthorization, parsePresigned, signature, type SignedRequestInfo,
 } from "../sigv4/sigv4.ts";
-import { PRESIGN_V2_PARAMS, parseAuthorizationV2, parsePresignedV2, signatureV2, signedHeadersV2, stringToSignV2, type V2Credential } from "../sigv4/sigv2.ts";
+import { PRESIGN_V2_PARAMS, parseAuthorizationV2, unsignedParamV2, parsePresignedV2, signatureV2, signedHeadersV2, stringToSignV2, type V2Credential } from "../sigv4/sigv2.ts";
 import type { ChunkChain } from "../sigv4/chunked.ts";
 
 /** Payload hashes the client may sign; aws-chunked (STREAMING-*) ones are recognised but not yet accepted. */
@@ -170,6 +170,8 @@ async function authenticateV2(req: ParsedRequest, credential: V2Credential, look
     constantTimeEqual(signatureV2(secret, stringToSignV2({ method: req.method, rawPath, query, headers: req.headers }, credential.expires)), credential.signature);
   // a bucket's resource is "/bucket/" as S3 defines it; botocore signs that but sends "/bucket"
   if (!matches(resource) && !(req.key === "" && !resource.endsWith("/") && matches(resource + "/"))) throw signatureMismatch();
+  const unsigned = unsignedParamV2(req.query);
+  if (unsigned !== undefined) throw accessDenied(`The query parameter ${unsigned} is not covered by a Signature Version 2 signature: sign the request with SigV4`);
   if (credential.expires !== undefined) {
     if (now >= credential.expires * 1000)
       throw new S3Error(403, "AccessDenied", "Request has expired", { Expires: new Date(credential.expires * 1000).toISOString(), ServerTime: new Date(now).toISOString() });

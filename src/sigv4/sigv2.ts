@@ -17,6 +17,22 @@ const SUBRESOURCES = [
 /** The query parameters of a V2 presigned URL's own signature. */
 export const PRESIGN_V2_PARAMS = ["AWSAccessKeyId", "Signature", "Expires"];
 
+/**
+ * Query parameters SigV2 leaves out of the signature and that only shape a listing (or name the
+ * SDK's operation): S3 takes them unsigned, so osp does too.
+ */
+const UNSIGNED_V2_PARAMS = new Set([
+  "prefix", "delimiter", "marker", "max-keys", "encoding-type", "list-type", "continuation-token", "start-after", "fetch-owner",
+  "key-marker", "version-id-marker", "upload-id-marker", "max-uploads", "max-parts", "part-number-marker", "x-id",
+]);
+
+/**
+ * The first query parameter a V2 signature does not cover and that could change what the backend
+ * does (`?attributes`, `?object-lock`...), since osp re-signs all it forwards; undefined if none.
+ */
+export const unsignedParamV2 = (query: QueryPair[]): string | undefined =>
+  query.find(([k]) => !SUBRESOURCES.includes(k) && !UNSIGNED_V2_PARAMS.has(k) && !PRESIGN_V2_PARAMS.includes(k))?.[0];
+
 export interface V2Credential {
   accessKey: string;
   /** Base64 HMAC-SHA1. */

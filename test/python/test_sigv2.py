@@ -60,6 +60,7 @@ def test_v2_presigned_refusals_write_nothing(target, prefix):
         "a later expiry": (_with_query(put_url, Expires=str(int(time.time()) + 3000)), "SignatureDoesNotMatch"),
         "a second signature": (put_url + "&Signature=AAAA", "AuthorizationQueryParametersError"),
         "an added subresource": (put_url + "&tagging", "SignatureDoesNotMatch"),
+        "a parameter V2 leaves unsigned": (put_url + "&object-lock", "AccessDenied"),
     }
     for why, (url, code) in cases.items():
         r = raw_request("PUT", url, body=b"nope")

@@ -200,6 +200,17 @@ describe("Signature Version 2", () => {
     expect(await s3Code(authenticate(with_({ authorization: `AWS ${AK}` }), lookup, now, POLICY))).toBe("AuthorizationHeaderMalformed");
   });
 
+  test("a query parameter V2 does not sign is refused unless it only shapes a listing", async () => {
+    const now = at("Tue, 27 Mar 2007 19:36:42 +0000");
+    // the signature still matches (V2 signs only sub-resources), but osp would re-sign GetObjectAttributes
+    for (const extra of ["attributes", "object-lock", "x-unknown=1"]) {
+      const req = v2("GET", `/awsexamplebucket1/photos/puppy.jpg?${extra}`, "Tue, 27 Mar 2007 19:36:42 +0000", "qgk2+6Sv9/oM7G3qLEjTH1a1l1g=");
+      expect(await s3Code(authenticate(req, lookup, now, POLICY))).toBe("AccessDenied");
+    }
+    const sdk = v2("GET", "/awsexamplebucket1/photos/puppy.jpg?x-id=GetObject", "Tue, 27 Mar 2007 19:36:42 +0000", "qgk2+6Sv9/oM7G3qLEjTH1a1l1g=");
+    expect(await s3Code(authenticate(sdk, lookup, now, POLICY))).toBe("ok");
+  });
+
   test("presigned: valid until Expires, at most a week ahead, no parameter twice", async () => {
     // HMAC-SHA1 of "GET\n\n\n1175139620\n/awsexamplebucket1/photos/puppy.jpg", computed with Python's hmac
     const url = `/awsexamplebucket1/photos/puppy.jpg?AWSAccessKeyId=${AK}&Expires=1175139620&Signature=1No4mq5ETf02z8aet9voy6gui6E%3D`;
