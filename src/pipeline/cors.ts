@@ -5,7 +5,7 @@
  * client to ask them for). For the same reason the backend's own Access-Control-* headers never
  * reach the client: osp's rules are the only ones a browser sees.
  */
-import type { BucketConfig, Config, CorsRule } from "../config.ts";
+import type { Config, CorsRule } from "../config.ts";
 import { S3Error } from "../errors.ts";
 import type { ParsedRequest } from "./request.ts";
 import { header } from "../sigv4/sigv4.ts";
@@ -65,21 +65,23 @@ export function preflight(config: Config, req: ParsedRequest): Response {
   return new Response(null, { status: 200, headers: { ...headers, "content-length": "0" } });
 }
 
-/**
- * Any answer to a request from a browser page (one with Origin): the backend's CORS headers
- * removed, and the matching rule's headers added, errors included, so that a page can read why
- * it was refused.
- */
 /** What a backend's own CORS answer always carries. */
 const BACKEND_CORS = ["access-control-allow-origin", "access-control-allow-methods", "access-control-expose-headers", "access-control-allow-credentials", "access-control-allow-headers", "access-control-max-age"];
 
-export function withCors(res: Response, bucket: BucketConfig | undefined, req: ParsedRequest): Response {
+/**
+ * Any answer: the backend's CORS headers removed; to a request from a browser page (one with
+ * Origin), the matching rule's headers added, errors included, so that a page can read why it was
+ * refused. The bucket is looked up only then.
+ */
+export function withCors(res: Response, config: Config, req: ParsedRequest): Response {
   if (req.method === "OPTIONS") return res; // answered by preflight() alone
   // most answers have no such header: only then are the names listed and copied
   if (BACKEND_CORS.some((name) => res.headers.has(name)))
     for (const name of [...res.headers.keys()]) if (name.startsWith("access-control-")) res.headers.delete(name);
   const origin = header(req.headers, "origin");
-  if (!origin || !bucket?.cors.length) return res;
+  if (!origin) return res;
+  const bucket = knownBucket(config, req.bucket);
+  if (!bucket?.cors.length) return res;
   const rule = matchingRule(bucket.cors, origin, req.method);
   const vary = res.headers.get("vary");
   if (rule) for (const [name, value] of Object.entries(allowHeaders(rule, origin))) res.headers.set(name, value);

@@ -20,14 +20,13 @@ const UNTRUSTED_CERTIFICATE = /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|UNABLE_TO_GET_I
  * too (one controller per request costs less than one per fetch joined by AbortSignal.any).
  */
 export async function forward(up: UpstreamRequest, bucket: string, request: AbortController, timeoutSeconds: number): Promise<Response> {
-  const clientGone = request.signal.aborted;
+  if (request.signal.aborted) throw requestAborted();
   let timedOut = false;
   const timer = setTimeout(() => {
     timedOut = true;
     request.abort();
   }, timeoutSeconds * 1000);
   try {
-    if (clientGone) throw requestAborted();
     return await fetch(up.url, {
       method: up.method,
       headers: up.headers,
@@ -40,7 +39,6 @@ export async function forward(up: UpstreamRequest, bucket: string, request: Abor
     });
   } catch (e) {
     if (timedOut) throw backendTimeout(bucket, timeoutSeconds);
-    if (e instanceof S3Error) throw e;
     if (request.signal.aborted) throw requestAborted();
     throw backendUnreachable(bucket, e);
   } finally {

@@ -86,9 +86,10 @@ export async function proxy(p: Pipeline, req: ParsedRequest, body: ClientBody | 
   // an anonymous request was allowed by the bucket's own list of public operations
   if (!identity.anonymous) await requireAllowed(p.authorize, identity.accessKey, req, bucket, req.operation, req.key);
   const { bodyTimeout, minBodyRate, upstreamTimeout } = p.config.server;
-  // a plain body with its length goes to the backend straight from the client's stream (upload.ts)
-  const piped = body && hasBody(req.method) && payloadMode(identity.payloadHash) === "plain" && !req.headers.has("transfer-encoding") ? body : undefined;
-  const guarded = body && hasBody(req.method) && !piped ? bodyDeadline(body.stream(), bodyTimeout, minBodyRate) : undefined;
+  // (the app gives GET and HEAD no body) a plain body with its length goes to the backend straight
+  // from the client's stream (upload.ts); one osp decodes is read as a web stream
+  const piped = body && payloadMode(identity.payloadHash) === "plain" && !req.headers.has("transfer-encoding") ? body : undefined;
+  const guarded = body && !piped ? bodyDeadline(body.stream(), bodyTimeout, minBodyRate) : undefined;
   const payload = upstreamBody(req, identity, guarded?.body ?? null);
   const creds = await p.credentials(identity.accessKey, bucket);
   const overrides = { ...payload.headers };
@@ -136,8 +137,6 @@ export async function proxy(p: Pipeline, req: ParsedRequest, body: ClientBody | 
   const settled = settledBody(res.body, release, extent && { extent, refetch });
   return new Response(settled, { status: res.status, statusText: res.statusText, headers: res.headers });
 }
-
-const hasBody = (method: string) => method !== "GET" && method !== "HEAD";
 
 async function listBuckets(p: Pipeline, req: ParsedRequest, identity: Identity): Promise<Response> {
   if (req.method !== "GET") throw methodNotAllowed();

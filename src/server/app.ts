@@ -8,7 +8,6 @@ import { proxy, type Pipeline } from "../pipeline/proxy.ts";
 import { withCors } from "../pipeline/cors.ts";
 import { SMALL_BODY } from "../pipeline/respond.ts";
 import type { ClientBody } from "../pipeline/upload.ts";
-import { knownBucket } from "../pipeline/route.ts";
 import { logAccess, logError } from "./log.ts";
 import type { Metrics } from "./metrics.ts";
 
@@ -90,7 +89,7 @@ export function createApp(current: () => Pipeline, metrics?: Metrics): Hono<Env>
       if (!(e instanceof S3Error)) logError(id, e);
       res = errorResponse(err, id, req ? req.rawPath : "/", incoming.method ?? "GET");
     }
-    if (req) res = withCors(res, knownBucket(pipeline.config, req.bucket), req);
+    if (req) res = withCors(res, pipeline.config, req);
     if (!res.headers.has("x-amz-request-id")) res.headers.set("x-amz-request-id", id);
     // refused before "100 Continue", or a body that stopped coming: the rest of the body is not read,
     // so this connection cannot carry another request
