@@ -6,7 +6,8 @@
  *   bash bench/install.sh && bun bench/cost.ts [--duration 4] [--rounds 2] [--out FILE.md]
  *   bun bench/cost.ts --quick --only osp-1,base-1 --baseline ../other-checkout   (a quick A/B of a change)
  *   bun bench/cost.ts --quick --only osp-1,base-1 --baseline . --server "metrics_port = 0"   (A/B of a setting)
- *   bun bench/cost.ts --only osp-1,base-1 --baseline DIR --workloads get1k   (one workload: get1k, head, get1m, put1m, lat1k)
+ *   bun bench/cost.ts --only osp-1,base-1 --baseline DIR --workloads get1k   (one workload: get1k, head, get1m, put1m, lat1k;
+ *     rng256k and rng1m, ranged GETs, run only when named)
  * --server and --baseline-server add lines to the [server] table of this checkout's / the baseline's osp.
  *
  * One static nginx origin; in front of it, each on 127.0.0.1:
@@ -152,8 +153,8 @@ async function signed(t: Target, method: string, key: string, payloadHash = "UNS
 }
 
 /** CPU µs per request of one target for one wrk workload. */
-async function cpuPerRequest(t: Target, method: string, key: string, connections: number): Promise<{ us: number; rps: number; p50ms: number; errors: number }> {
-  const headers = await signed(t, method, key);
+async function cpuPerRequest(t: Target, method: string, key: string, connections: number, range?: string): Promise<{ us: number; rps: number; p50ms: number; errors: number }> {
+  const headers = { ...(await signed(t, method, key)), ...(range ? { range } : {}) };
   const before = cpuSeconds(t.server.pid);
   const r = await wrk(`${t.base}/${BUCKET}/${key}`, headers, connections, method);
   const cpu = cpuSeconds(t.server.pid) - before;
@@ -231,14 +232,16 @@ async function main(): Promise<void> {
 
     const cells = new Map<string, number[]>();
     const add = (k: string, v: number) => cells.set(k, [...(cells.get(k) ?? []), v]);
-    const workloads: [string, string, string, number][] = [
+    // rng*: ranged GETs, as readers of columnar files send them (an open-ended range, as Hadoop's s3a reads on)
+    const workloads: [string, string, string, number, string?][] = [
       ["get1k", "GET", "obj-1k", 16], ["head", "HEAD", "obj-1k", 16], ["get1m", "GET", "obj-1m", 16], ["put1m", "PUT", "put-1m", 16], ["lat1k", "GET", "obj-1k", 1],
-    ].filter(([id]) => (opt.workloads ? opt.workloads.split(",").includes(id as string) : !opt.quick || id !== "head")) as [string, string, string, number][];
+      ["rng256k", "GET", "obj-1m", 16, "bytes=0-262143"], ["rng1m", "GET", "obj-1m", 16, "bytes=0-"],
+    ].filter(([id]) => (opt.workloads ? opt.workloads.split(",").includes(id as string) : !String(id).startsWith("rng") && (!opt.quick || id !== "head"))) as [string, string, string, number, string?][];
     for (let round = 0; round < ROUNDS; round++) {
-      for (const [id, method, key, c] of workloads) {
+      for (const [id, method, key, c, range] of workloads) {
         const order = round % 2 ? [...single].reverse() : single;
         for (const t of order) {
-          const r = await cpuPerRequest(t, method, key, c);
+          const r = await cpuPerRequest(t, method, key, c, range);
           if (r.errors) log(`${t.id} ${id}: ${r.errors} failed requests`);
           add(`${t.id}/${id}/us`, r.us);
           add(`${t.id}/${id}/rps`, r.rps);
@@ -291,6 +294,10 @@ async function main(): Promise<void> {
       lines.push(`| ${id === "get1k" ? "1 KiB GET" : "HEAD"} | ${f(m(`osp-1/${id}/rps64`) / m(`ref-1/${id}/rps64`), 2)} | ${f(m(`osp-2/${id}/rps64`) / m(`ref-2/${id}/rps64`), 2)} | ≥ 0.9 |`);
     }
     lines.push("", `Latency: osp adds ${f(m("osp-1/lat1k/p50") - direct, 2)} ms p50 to a 1 KiB GET at c=1 over direct access (target ≤ 0.3 ms).`);
+    if (workloads.some(([id]) => id.startsWith("rng"))) {
+      lines.push("", "Ranged GETs of a 1 MiB object, CPU µs per request:", "", "| server | bytes=0-262143 | bytes=0- |", "| --- | ---: | ---: |");
+      for (const t of single) lines.push(`| ${t.id} | ${f(m(`${t.id}/rng256k/us`))} | ${f(m(`${t.id}/rng1m/us`))} |`);
+    }
     const text = lines.join("\n") + "\n";
     console.log(text);
     if (opt.out) writeFileSync(opt.out, text);

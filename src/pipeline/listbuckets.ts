@@ -9,6 +9,7 @@ import type { BucketConfig, Config, RouteConfig } from "../config.ts";
 import { S3Error, invalidArgument, xmlEscape } from "../errors.ts";
 import { TtlCache } from "../state/cache.ts";
 import { bucketFor, frontendName, upstreamUrl } from "./route.ts";
+import type { BackendAnswer } from "./forward.ts";
 
 export interface BucketEntry {
   name: string;
@@ -70,7 +71,7 @@ export function bucketsOfListing(xml: string, limit = MAX_BUCKETS): BucketEntry[
 }
 
 /** A signed request without body to a backend, as the pipeline sends one. */
-export type BackendCall = (token: string, bucket: BucketConfig, method: "GET" | "HEAD", url: string) => Promise<Response>;
+export type BackendCall = (token: string, bucket: BucketConfig, method: "GET" | "HEAD", url: string) => Promise<BackendAnswer>;
 export type MayList = (bucket: BucketConfig) => Promise<boolean>;
 
 type Outcome = { ok: true; entries: BucketEntry[] } | { ok: false; why: string };
@@ -107,8 +108,11 @@ export function createBucketLister(config: Config, call: BackendCall): BucketLis
     const probe: BucketConfig = { ...route.bucket, name: route.match, backendBucket: "" };
     return cache.get(cacheKey("route", route.match, route.bucket, token), CACHE_MS, () =>
       settle(call(token, probe, "GET", `${route.bucket.endpoint.origin}/`).then(async (r) => {
-        if (r.status !== 200) throw new Error(`HTTP ${r.status}`);
-        return bucketsOfListing(await r.text()).flatMap((b) => {
+        if (r.status !== 200 || !r.body) {
+          r.body?.discard();
+          throw new Error(`HTTP ${r.status}`);
+        }
+        return bucketsOfListing(new TextDecoder().decode(await r.body.bytes())).flatMap((b) => {
           const name = frontendName(config, route, b.name);
           return name === undefined ? [] : [{ name, created: b.created }];
         });

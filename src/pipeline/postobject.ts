@@ -12,11 +12,10 @@ import { requireAllowed } from "./authorize.ts";
 import { upstreamAuth } from "../state/credentials.ts";
 import { bucketFor, upstreamUrl } from "./route.ts";
 import { resign } from "./resign.ts";
-import { forward } from "./forward.ts";
+import { forwardFetch } from "./forward.ts";
 import { respond } from "./respond.ts";
 import { header, uriEncode } from "../sigv4/sigv4.ts";
 import { bodyDeadline } from "./deadline.ts";
-import { settledBody } from "./resume.ts";
 import { closingLength, fileStream, formBoundary, malformedForm, readFormHead } from "./formdata.ts";
 import { checkConditions, parsePolicy, verifyPolicySignature } from "./postpolicy.ts";
 
@@ -122,23 +121,18 @@ export async function postObject(p: Pipeline, req: ParsedRequest, body: Readable
   if (failure()) throw failure();
   const signed = await resign("PUT", url, headers, auth, bucket);
   const release = await p.backendSlot(bucket.endpoint.origin, request.signal);
-  const upstream = await forward({ method: "PUT", url, headers: signed, body: length === 0 ? null : file, tls: bucket.tls }, bucket.name, request, upstreamTimeout)
+  const upstream = await forwardFetch({ method: "PUT", url, headers: signed, tls: bucket.tls }, length === 0 ? null : file, bucket.name, request, upstreamTimeout)
     .catch((e) => {
       release();
       return Promise.reject(failure() ?? e);
     });
-  if (upstream.ok) {
+  if (upstream.status < 300 || failure()) {
     release();
-    upstream.body?.cancel().catch(() => {});
+    upstream.body?.discard();
+    if (failure()) throw failure();
     const location = `${req.scheme}://${header(req.headers, "host")}/${bucket.name}/${uriEncode(key, true)}`;
     return postAnswer(fields, location, bucket.name, key, upstream.headers);
   }
-  if (failure() || !upstream.body) {
-    release();
-    upstream.body?.cancel().catch(() => {});
-    if (failure()) throw failure();
-    return respond(upstream, req, bucket);
-  }
   // the backend's error document holds the slot until it has been passed on
-  return respond(new Response(settledBody(upstream.body, release), upstream), req, bucket);
+  return respond(upstream, req, bucket, { release });
 }

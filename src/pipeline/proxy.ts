@@ -13,12 +13,12 @@ import { createTokenSource, requestToken, type TokenSource } from "../state/iam.
 import { backendCopySource, bucketFor, knownBucket, parseCopySource, upstreamUrl } from "./route.ts";
 import { forwardedHeaders, resign } from "./resign.ts";
 import { upstreamBody } from "./payload.ts";
-import { pipeUpload, type ClientBody } from "./upload.ts";
+import type { ClientBody } from "./upload.ts";
 import { payloadMode } from "../sigv4/chunked.ts";
-import { forward } from "./forward.ts";
+import { asksLargeRange, forward, forwardFetch, type BackendAnswer } from "./forward.ts";
 import { respond } from "./respond.ts";
 import { bodyDeadline } from "./deadline.ts";
-import { resumableExtent, settledBody } from "./resume.ts";
+import { resumableExtent } from "./resume.ts";
 import { createBackendSlots, type AcquireSlot } from "../state/slots.ts";
 import { bucketPage, createBucketLister, listBucketsQuery, listBucketsXml, methodNotAllowed, type BucketLister } from "./listbuckets.ts";
 import { anonymousIdentity } from "./anonymous.ts";
@@ -64,7 +64,7 @@ export function createPipeline(config: Config, hooks: Hooks, events: PipelineEve
   };
   p.buckets = createBucketLister(config, async (token, bucket, method, url) => {
     const headers = await resign(method, url, new Headers(), await upstreamAuth(await p.credentials(token, bucket), p.tokens), bucket);
-    return forward({ method, url, headers, body: null, tls: bucket.tls }, bucket.name, new AbortController(), Math.min(LIST_TIMEOUT, config.server.upstreamTimeout));
+    return forwardFetch({ method, url, headers, tls: bucket.tls }, null, bucket.name, new AbortController(), Math.min(LIST_TIMEOUT, config.server.upstreamTimeout));
   });
   return p;
 }
@@ -108,34 +108,25 @@ export async function proxy(p: Pipeline, req: ParsedRequest, body: ClientBody | 
   // only now is the request authenticated and authorized (a copy's source too): a use
   await countPresignedUse(p.useCounter, identity.presigned, bucket, p.config.server.maxClockSkew, p.events.presignedUse);
   const url = upstreamUrl(bucket, req.key, req.query);
-  const send = async (extra: Record<string, string | null> = {}) => {
+  // node:http's client where the body is large: a piped upload, or a large range asked for (forward.ts)
+  const byNode = piped !== undefined || asksLargeRange(req.method, header(req.headers, "range"));
+  const send = async (extra: Record<string, string | null> = {}): Promise<BackendAnswer> => {
     const auth = await upstreamAuth(creds, p.tokens);
-    const headers = await resign(req.method, url, forwardedHeaders(req.headers, identity.signedHeaders, { ...overrides, ...extra }), auth, bucket);
-    if (piped) return pipeUpload({ method: req.method, url, headers, tls: bucket.tls }, piped, { seconds: bodyTimeout, minRate: minBodyRate }, bucket.name, signal, upstreamTimeout);
-    return forward({ method: req.method, url, headers, body: payload.body, tls: bucket.tls }, bucket.name, request, upstreamTimeout);
+    const up = { method: req.method, url, headers: await resign(req.method, url, forwardedHeaders(req.headers, identity.signedHeaders, { ...overrides, ...extra }), auth, bucket), tls: bucket.tls };
+    if (!byNode) return forwardFetch(up, payload.body, bucket.name, request, upstreamTimeout);
+    return forward(up, piped ? { body: piped, pace: { seconds: bodyTimeout, minRate: minBodyRate } } : null, bucket.name, signal, upstreamTimeout);
   };
-  const release = await p.backendSlot(bucket.endpoint.origin, signal);
-  let res: Response;
-  let upstream: Response;
-  try {
-    upstream = await send().catch((e) => Promise.reject(payload.failure() ?? guarded?.failure() ?? e));
-    if ((req.operation === "CreateBucket" || req.operation === "DeleteBucket") && upstream.ok) p.buckets.forget();
-    res = await respond(upstream, req, bucket);
-  } catch (e) {
-    release();
-    throw e;
-  }
-  // nothing left to read from the backend: its slot is free now
-  if (!res.body || upstream.bodyUsed) {
-    release();
-    return res;
-  }
-  const extent = req.operation === "GetObject" && !req.queryMap.has("partNumber") ? resumableExtent(upstream.status, upstream.headers) : undefined;
   // the rest of the same object version; the client's own conditions were met by the first answer
   const refetch = (first: number, last: number, etag: string) =>
     send({ range: `bytes=${first}-${last}`, "if-match": etag, "if-none-match": null, "if-modified-since": null, "if-unmodified-since": null });
-  const settled = settledBody(res.body, release, extent && { extent, refetch });
-  return new Response(settled, { status: res.status, statusText: res.statusText, headers: res.headers });
+  const release = await p.backendSlot(bucket.endpoint.origin, signal);
+  const upstream = await send().catch((e) => {
+    release();
+    return Promise.reject(payload.failure() ?? guarded?.failure() ?? e);
+  });
+  if ((req.operation === "CreateBucket" || req.operation === "DeleteBucket") && upstream.status < 300) p.buckets.forget();
+  const extent = req.operation === "GetObject" && !req.queryMap.has("partNumber") ? resumableExtent(upstream.status, upstream.headers) : undefined;
+  return respond(upstream, req, bucket, { release, resume: extent && { extent, refetch } });
 }
 
 async function listBuckets(p: Pipeline, req: ParsedRequest, identity: Identity): Promise<Response> {

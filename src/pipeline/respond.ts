@@ -9,8 +9,8 @@ import type { ParsedRequest } from "./request.ts";
 import { brotliDecompressSync, gunzipSync, inflateSync } from "node:zlib";
 import { uriEncode } from "../sigv4/sigv4.ts";
 import { S3Error } from "../errors.ts";
-
-const HOP_BY_HOP = ["connection", "keep-alive", "transfer-encoding", "upgrade", "trailer", "te", "proxy-connection"];
+import type { BackendAnswer } from "./forward.ts";
+import { StreamedResponse, type BackendBody } from "./resume.ts";
 
 /** Operations whose XML result names the bucket. Object bodies are never touched. */
 const NAMING_BUCKET = new Set([
@@ -30,21 +30,32 @@ export function renameBucketInXml(xml: string, from: string, to: string, locatio
     .replace(/<Location>[^<]*<\/Location>/g, `<Location>${location}</Location>`);
 }
 
-export async function respond(upstream: Response, req: ParsedRequest, bucket: BucketConfig): Promise<Response> {
-  const headers = new Headers(upstream.headers);
-  for (const h of HOP_BY_HOP) headers.delete(h);
+/**
+ * `slot` is the backend slot the request holds, and how its body can be resumed. A body the
+ * server pipes from the backend is a StreamedResponse, which gives the slot back when it ends; any
+ * other answer is complete here, and the slot is given back at once.
+ */
+export async function respond(upstream: BackendAnswer, req: ParsedRequest, bucket: BucketConfig, slot: Omit<BackendBody, "source">): Promise<Response> {
+  const res = await passOn(upstream, req, bucket, slot).catch((e) => {
+    slot.release();
+    return Promise.reject(e);
+  });
+  if (!(res instanceof StreamedResponse)) slot.release();
+  return res;
+}
+
+async function passOn(upstream: BackendAnswer, req: ParsedRequest, bucket: BucketConfig, slot: Omit<BackendBody, "source">): Promise<Response> {
+  const { headers } = upstream;
   const init = { status: upstream.status, statusText: upstream.statusText, headers };
-  if (req.method === "HEAD" || upstream.status === 204 || upstream.status === 304) {
-    upstream.body?.cancel().catch(() => {});
-    return new Response(null, init);
-  }
-  const decode = bucket.backendBucket !== bucket.name && namesBucket(upstream, req) ? decoder(upstream.headers.get("content-encoding")) : undefined;
+  if (!upstream.body) return new Response(null, init);
+  const decode = bucket.backendBucket !== bucket.name && namesBucket(upstream, req) ? decoder(headers.get("content-encoding")) : undefined;
   if (decode) {
     const host = req.headers.get("host")?.[0] ?? "localhost";
     const location = `${req.scheme}://${host}/${req.virtualHosted ? "" : bucket.name + "/"}${uriEncode(req.key, true)}`;
+    const bytes = await upstream.body.bytes();
     let text: string;
     try {
-      text = decode(await upstream.bytes()).toString("utf8");
+      text = decode(bytes).toString("utf8");
     } catch {
       throw new S3Error(502, "BadGateway", `The backend of bucket ${bucket.name} sent a document that could not be decoded`);
     }
@@ -54,14 +65,14 @@ export async function respond(upstream: Response, req: ParsedRequest, bucket: Bu
     headers.delete("content-encoding");
     return new Response(xml, init);
   }
-  // a small body is read whole and sent in one write with its length: cheaper than streaming it
-  // chunk by chunk through web and node streams, and bounded (Bun runs at most 256 fetches at once)
-  const length = upstream.headers.get("content-length");
-  if (length !== null && Number(length) <= SMALL_BODY) return new Response(await upstream.bytes(), init);
-  return new Response(upstream.body, init);
+  // a small body is read whole and sent in one write with its length: cheaper than passing it on
+  // chunk by chunk
+  const length = headers.get("content-length");
+  if (length !== null && Number(length) <= SMALL_BODY) return new Response(await upstream.body.bytes(), init);
+  return new StreamedResponse({ source: upstream.body.stream(), ...slot }, init);
 }
 
-export const SMALL_BODY = 64 * 1024;
+const SMALL_BODY = 64 * 1024;
 const limits = { maxOutputLength: 4 * MAX_REWRITTEN_BYTES };
 
 /**
@@ -70,14 +81,14 @@ const limits = { maxOutputLength: 4 * MAX_REWRITTEN_BYTES };
  */
 function decoder(contentEncoding: string | null): ((body: Uint8Array) => Buffer) | undefined {
   switch ((contentEncoding ?? "identity").trim().toLowerCase()) {
-    case "identity": case "": return (b) => Buffer.from(b);
+    case "identity": case "": return (b) => Buffer.from(b.buffer, b.byteOffset, b.byteLength);
     case "gzip": case "x-gzip": return (b) => gunzipSync(b, limits);
     case "deflate": return (b) => inflateSync(b, limits);
     case "br": return (b) => brotliDecompressSync(b, limits);
   }
 }
 
-function namesBucket(upstream: Response, req: ParsedRequest): boolean {
+function namesBucket(upstream: BackendAnswer, req: ParsedRequest): boolean {
   const type = upstream.headers.get("content-type") ?? "";
   const length = Number(upstream.headers.get("content-length") ?? 0);
   return /xml/.test(type) && length <= MAX_REWRITTEN_BYTES && (upstream.status >= 400 || NAMING_BUCKET.has(req.operation));

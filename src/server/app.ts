@@ -6,7 +6,7 @@ import { S3Error, errorResponse, internalError } from "../errors.ts";
 import { newRequestId, parseRequest, type ParsedRequest } from "../pipeline/request.ts";
 import { proxy, type Pipeline } from "../pipeline/proxy.ts";
 import { withCors } from "../pipeline/cors.ts";
-import { SMALL_BODY } from "../pipeline/respond.ts";
+import { sendBody, StreamedResponse } from "../pipeline/resume.ts";
 import type { ClientBody } from "../pipeline/upload.ts";
 import { logAccess, logError } from "./log.ts";
 import type { Metrics } from "./metrics.ts";
@@ -98,8 +98,8 @@ export function createApp(current: () => Pipeline, metrics?: Metrics): Hono<Env>
     if (pipeline.config.server.accessLog) logAccess(id, req, incoming, res.status, performance.now() - started);
     measured?.done({ method: incoming.method ?? "GET", bucket: req?.bucket ?? "", operation: req?.operation ?? "Unknown", status: res.status, error: res.headers.get("x-osp-error-code") ?? undefined }, body);
     // osp's own short documents (errors, listings) have no length yet: the adapter reads them whole
-    // and sends their Content-Length; streamed backend bodies carry theirs
-    if (!res.body || incoming.method === "HEAD" || !res.headers.has("content-length")) return res;
+    // and sends their Content-Length
+    if (!(res instanceof StreamedResponse) && (!res.body || incoming.method === "HEAD" || !res.headers.has("content-length"))) return res;
     await writeResponse(res, c.env.outgoing);
     return RESPONSE_ALREADY_SENT;
   });
@@ -107,9 +107,8 @@ export function createApp(current: () => Pipeline, metrics?: Metrics): Hono<Env>
 }
 
 /**
- * A response with a body, written to node:http as it arrives: the next chunk is read only once
- * node:http has taken the last one. @hono/node-server's own writer let one worker peak at 481 MiB
- * under 64 fast 1 MiB downloads, this one at 296 MiB, for the same CPU (bench/README.md).
+ * A response with a body and its length, written to node:http: one that is in memory in one call;
+ * one from the backend piped as it comes (resume.ts).
  */
 async function writeResponse(res: Response, out: HttpBindings["outgoing"]): Promise<void> {
   const headers: Record<string, string | string[]> = {};
@@ -118,33 +117,12 @@ async function writeResponse(res: Response, out: HttpBindings["outgoing"]): Prom
   });
   const cookies = res.headers.getSetCookie();
   if (cookies.length) headers["set-cookie"] = cookies;
-  // a small body is in memory already (respond.ts): one call sends it all
-  if (Number(headers["content-length"]) <= SMALL_BODY) {
-    const body = await res.bytes().catch(() => undefined);
-    if (!body) return void out.destroy();
+  if (res instanceof StreamedResponse) {
     out.writeHead(res.status, res.statusText, headers);
-    out.end(body);
-    return;
+    return sendBody(res.backend, out);
   }
+  const body = await res.bytes().catch(() => undefined);
+  if (!body) return void out.destroy();
   out.writeHead(res.status, res.statusText, headers);
-  const reader = res.body!.getReader();
-  // a client that goes away stops the body at once, which gives its backend slot back
-  const gone = new Promise<void>((resolve) =>
-    out.once("close", () => {
-      if (!out.writableFinished) reader.cancel(new Error("the client closed the connection")).catch(() => {});
-      resolve();
-    }),
-  );
-  try {
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      if (out.destroyed) return;
-      if (!out.write(value)) await Promise.race([new Promise((r) => out.once("drain", r)), gone]);
-    }
-    out.end();
-  } catch {
-    // the body failed (a backend cut that could not be resumed): the client sees a short body
-    out.destroy();
-  }
+  out.end(body);
 }

@@ -74,6 +74,20 @@ describe("backends over HTTPS", () => {
     }
   });
 
+  test("large ranged GETs, which go by node:https, verify with ca_file, skip verification with tls_verify = false, and refuse an untrusted backend", async () => {
+    const data = randomBytes(3 * 1024 * 1024 + 11);
+    await sdkClient(osp.endpoint).send(new PutObjectCommand({ Bucket: BUCKET, Key: `${prefix}ranged`, Body: data }));
+    for (const bucket of [BUCKET, "tls-unverified"]) {
+      const got = await sdkClient(osp.endpoint).send(new GetObjectCommand({ Bucket: bucket, Key: `${prefix}ranged`, Range: "bytes=1000-" }));
+      expect(got.ContentRange).toBe(`bytes 1000-${data.length - 1}/${data.length}`);
+      expect(sha256(await got.Body!.transformToByteArray())).toBe(sha256(data.subarray(1000)));
+    }
+    const target = `/tls-untrusted/${prefix}ranged`;
+    const res = await rawRequest(osp.endpoint, "GET", target, { ...(await signRaw("GET", osp.endpoint, target, {}, env.accessKey, env.secretKey)), range: "bytes=0-" });
+    expect([res.status, xmlCode(res.body)]).toEqual([502, "BadGateway"]);
+    expect(res.body).toContain("its TLS certificate is not trusted");
+  });
+
   test("without it the certificate is not trusted: 502 BadGateway as S3 XML, nothing written", async () => {
     const target = `/tls-untrusted/${prefix}b`;
     const headers = await signRaw("PUT", osp.endpoint, target, { "content-length": "5" }, env.accessKey, env.secretKey);

@@ -42,6 +42,53 @@ def test_range_get(osp, target, obj, rng, start, end):
     assert r["ResponseMetadata"]["HTTPHeaders"]["content-length"] == str(end - start + 1)
 
 
+BIG = 3 * 1024 * 1024
+
+
+@pytest.fixture
+def big_obj(osp, target, prefix):
+    key = prefix + "ranged-big.bin"
+    data = os.urandom(BIG)
+    osp.put_object(Bucket=target.bucket, Key=key, Body=data)
+    return key, data
+
+
+# osp asks the backend with node:http's client for an open-ended range or one of 1 MiB or more,
+# and with fetch() otherwise (src/pipeline/forward.ts): both are streamed, byte for byte
+@pytest.mark.parametrize(
+    "rng,start,end",
+    [
+        ("bytes=0-", 0, BIG - 1),
+        ("bytes=1048576-3145727", 1048576, 3145727),
+        ("bytes=100-1048675", 100, 1048675),  # exactly 1 MiB
+        ("bytes=5-1048578", 5, 1048578),  # one byte short of it
+        ("bytes=3000000-", 3000000, BIG - 1),
+        ("bytes=-2000000", BIG - 2000000, BIG - 1),
+    ],
+)
+def test_large_range_get(osp, target, big_obj, rng, start, end):
+    key, data = big_obj
+    r = osp.get_object(Bucket=target.bucket, Key=key, Range=rng)
+    assert http_status(r) == 206
+    assert r["ContentRange"] == f"bytes {start}-{end}/{BIG}"
+    assert r["ContentLength"] == end - start + 1
+    assert r["Body"].read() == data[start : end + 1]
+
+
+def test_large_range_conditions(osp, target, big_obj):
+    key, data = big_obj
+    etag = osp.head_object(Bucket=target.bucket, Key=key)["ETag"]
+    r = osp.get_object(Bucket=target.bucket, Key=key, Range="bytes=1-", IfMatch=etag)
+    assert r["Body"].read() == data[1:]
+    with pytest.raises(ClientError) as ei:
+        osp.get_object(Bucket=target.bucket, Key=key, Range="bytes=1-", IfMatch='"0123456789abcdef0123456789abcdef"')
+    assert error_code(ei.value) == "PreconditionFailed"
+    assert http_status(ei.value) == 412
+    with pytest.raises(ClientError) as ei:
+        osp.get_object(Bucket=target.bucket, Key=key + "-missing", Range="bytes=0-")
+    assert error_code(ei.value) == "NoSuchKey"
+
+
 def test_range_not_satisfiable(osp, target, obj):
     key, _, _ = obj
     with pytest.raises(ClientError) as ei:
