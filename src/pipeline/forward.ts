@@ -10,11 +10,10 @@
  */
 import { request as httpRequest, Agent, type ClientRequest, type IncomingMessage } from "node:http";
 import { request as httpsRequest, Agent as HttpsAgent } from "node:https";
-import { Readable } from "node:stream";
-import type { ReadableStream as NodeWebStream } from "node:stream/web";
 import type { BucketConfig } from "../config.ts";
 import { S3Error, requestAborted } from "../errors.ts";
 import { pumpBody, type PipedBody, type Pump } from "./upload.ts";
+import { webFlow, type Flow } from "./resume.ts";
 
 export interface UpstreamRequest {
   method: string;
@@ -35,8 +34,8 @@ export interface BackendAnswer {
 export interface AnswerBody {
   /** The whole body, for the small documents osp reads itself. */
   bytes(): Promise<Uint8Array>;
-  /** The body as a node stream, to pipe on. */
-  stream(): Readable;
+  /** The body as it comes, to pass on. */
+  stream(): Flow;
   /** Not wanted: its connection is let go. */
   discard(): void;
 }
@@ -188,7 +187,7 @@ export async function forwardFetch(up: UpstreamRequest, body: ReadableStream<Uin
   // res.body is touched only to stream it: once made, it is also the slower way to read a small body
   const answer: AnswerBody = {
     bytes: () => res.bytes().catch(() => Promise.reject(cutShort(bucket))),
-    stream: () => (res.body ? Readable.fromWeb(res.body as NodeWebStream<Uint8Array>).on("error", ignore) : Readable.from([])),
+    stream: () => webFlow(res.body ?? new ReadableStream({ start: (c) => c.close() })),
     discard: () => void res.body?.cancel().catch(ignore),
   };
   return { status: res.status, statusText: res.statusText, headers, body: noBody(up.method, res.status) ? null : answer };

@@ -11,9 +11,74 @@
  * blocks longer than its idle timeout (30 s). A steady reader straight from MinIO holds fewer
  * buffers and is not cut at the same pace (README, "Slow clients").
  */
-import type { Writable, Readable } from "node:stream";
+import { EventEmitter } from "node:events";
+import type { Writable } from "node:stream";
 import type { Release } from "../state/slots.ts";
 import type { BackendAnswer } from "./forward.ts";
+
+/**
+ * A body as sendBody reads it: "data" chunks while flowing, "end", and "close" (without "end" when
+ * it was cut). A node Readable is one; webFlow() makes one of a web stream.
+ */
+export interface Flow {
+  on(event: "data", listener: (chunk: Uint8Array) => void): this;
+  once(event: "end" | "close", listener: () => void): this;
+  off(event: "data", listener: (chunk: Uint8Array) => void): this;
+  off(event: "end" | "close", listener: () => void): this;
+  pause(): this;
+  resume(): this;
+  destroy(): this;
+}
+
+/**
+ * A web stream (fetch()'s body) as a Flow: each chunk read is handed on at once, reading stops
+ * while paused. Leaner than Readable.fromWeb, which buffers through a Readable of its own
+ * (1 GiB GET: 1.18 against 1.02 s per GB for the web-stream loop it replaced; bench/README.md).
+ */
+export function webFlow(stream: ReadableStream<Uint8Array>): Flow {
+  const reader = stream.getReader();
+  let paused = true;
+  let reading = false;
+  let over = false;
+  const flow = new EventEmitter() as EventEmitter & Flow;
+  const pump = async () => {
+    if (reading) return;
+    reading = true;
+    try {
+      while (!paused && !over) {
+        const { done, value } = await reader.read();
+        if (over) return;
+        if (done) {
+          over = true;
+          flow.emit("end");
+          return void flow.emit("close");
+        }
+        flow.emit("data", value);
+      }
+    } catch {
+      if (over) return;
+      over = true;
+      flow.emit("close");
+    } finally {
+      reading = false;
+    }
+  };
+  flow.pause = () => {
+    paused = true;
+    return flow;
+  };
+  flow.resume = () => {
+    paused = false;
+    void pump();
+    return flow;
+  };
+  flow.destroy = () => {
+    over = true;
+    reader.cancel().catch(() => {});
+    return flow;
+  };
+  return flow;
+}
 
 /** Sends the request again for bytes `first`-`last` of the object with this ETag. */
 export type Refetch = (first: number, last: number, etag: string) => Promise<BackendAnswer>;
@@ -37,7 +102,7 @@ export function resumableExtent(status: number, headers: Headers): Extent | unde
 
 /** A body still on the backend's connection; `release` gives its backend slot back. */
 export interface BackendBody {
-  source: Readable;
+  source: Flow;
   release: Release;
   resume?: { extent: Extent; refetch: Refetch };
 }
@@ -74,7 +139,7 @@ export function sendBody(body: BackendBody, out: Writable): Promise<void> {
       }
       done();
     };
-    const onData = (chunk: Buffer) => {
+    const onData = (chunk: Uint8Array) => {
       delivered += chunk.length;
       if (!out.write(chunk)) source.pause();
     };
@@ -95,9 +160,10 @@ export function sendBody(body: BackendBody, out: Writable): Promise<void> {
     const attach = () => {
       source.on("data", onData).once("end", onEnd).once("close", onCut);
       if (out.writableNeedDrain) source.pause();
+      else source.resume();
     };
     const detach = () => void source.off("data", onData).off("end", onEnd).off("close", onCut);
-    const rest = async (): Promise<Readable | undefined> => {
+    const rest = async (): Promise<Flow | undefined> => {
       const resume = body.resume;
       if (!resume || delivered === resumedAt) return undefined;
       resumedAt = delivered;
