@@ -81,10 +81,7 @@ const agentFor = (tls: BucketConfig["tls"]) => {
 export function forward(up: UpstreamRequest, piped: PipedBody | null, bucket: string, signal: AbortSignal, timeoutSeconds: number, retried = false): Promise<BackendAnswer> {
   if (signal.aborted) return Promise.reject(requestAborted());
   const url = new URL(up.url);
-  const headers: Record<string, string> = { host: url.host };
-  up.headers.forEach((v, k) => {
-    headers[k] = v;
-  });
+  const headers = headerRecord(up.headers, { host: url.host });
   const https = url.protocol === "https:";
   const upstream: ClientRequest = (https ? httpsRequest : httpRequest)(url, { method: up.method, headers, agent: https ? agentFor(up.tls) : plainAgent });
   return new Promise<BackendAnswer>((resolve, reject) => {
@@ -182,8 +179,9 @@ export async function forwardFetch(up: UpstreamRequest, body: ReadableStream<Uin
   } finally {
     clearTimeout(timer);
   }
-  const headers = new Headers();
-  res.headers.forEach((v, k) => HOP_BY_HOP.has(k) || headers.append(k, v));
+  // a copy (fetch's are immutable), made natively: a third of the cost of appending one by one
+  const headers = new Headers(res.headers);
+  for (const name of HOP_BY_HOP) headers.delete(name);
   // res.body is touched only to stream it: once made, it is also the slower way to read a small body
   const answer: AnswerBody = {
     bytes: () => res.bytes().catch(() => Promise.reject(cutShort(bucket))),
@@ -191,6 +189,14 @@ export async function forwardFetch(up: UpstreamRequest, body: ReadableStream<Uin
     discard: () => void res.body?.cancel().catch(ignore),
   };
   return { status: res.status, statusText: res.statusText, headers, body: noBody(up.method, res.status) ? null : answer };
+}
+
+/** Headers as node:http takes them, added to `into`. */
+export function headerRecord(headers: Headers, into: Record<string, string> = {}): Record<string, string> {
+  headers.forEach((value, name) => {
+    into[name] = value;
+  });
+  return into;
 }
 
 export const backendTimeout = (bucket: string, seconds: number) =>

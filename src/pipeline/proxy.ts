@@ -18,7 +18,6 @@ import { payloadMode } from "../sigv4/chunked.ts";
 import { asksLargeRange, forward, forwardFetch, type BackendAnswer } from "./forward.ts";
 import { respond } from "./respond.ts";
 import { bodyDeadline } from "./deadline.ts";
-import { resumableExtent } from "./resume.ts";
 import { createBackendSlots, type AcquireSlot } from "../state/slots.ts";
 import { bucketPage, createBucketLister, listBucketsQuery, listBucketsXml, methodNotAllowed, type BucketLister } from "./listbuckets.ts";
 import { anonymousIdentity } from "./anonymous.ts";
@@ -125,8 +124,7 @@ export async function proxy(p: Pipeline, req: ParsedRequest, body: ClientBody | 
     return Promise.reject(payload.failure() ?? guarded?.failure() ?? e);
   });
   if ((req.operation === "CreateBucket" || req.operation === "DeleteBucket") && upstream.status < 300) p.buckets.forget();
-  const extent = req.operation === "GetObject" && !req.queryMap.has("partNumber") ? resumableExtent(upstream.status, upstream.headers) : undefined;
-  return respond(upstream, req, bucket, { release, resume: extent && { extent, refetch } });
+  return respond(upstream, req, bucket, { release, refetch: req.operation === "GetObject" && !req.queryMap.has("partNumber") ? refetch : undefined });
 }
 
 async function listBuckets(p: Pipeline, req: ParsedRequest, identity: Identity): Promise<Response> {

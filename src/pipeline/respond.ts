@@ -10,7 +10,14 @@ import { brotliDecompressSync, gunzipSync, inflateSync } from "node:zlib";
 import { uriEncode } from "../sigv4/sigv4.ts";
 import { S3Error } from "../errors.ts";
 import type { BackendAnswer } from "./forward.ts";
-import { StreamedResponse, type BackendBody } from "./resume.ts";
+import { resumableExtent, StreamedResponse, type Refetch } from "./resume.ts";
+import type { Release } from "../state/slots.ts";
+
+/** The backend slot a request holds, and for a GetObject how to ask for the rest of its body. */
+export interface Slot {
+  release: Release;
+  refetch?: Refetch;
+}
 
 /** Operations whose XML result names the bucket. Object bodies are never touched. */
 const NAMING_BUCKET = new Set([
@@ -31,11 +38,10 @@ export function renameBucketInXml(xml: string, from: string, to: string, locatio
 }
 
 /**
- * `slot` is the backend slot the request holds, and how its body can be resumed. A body the
- * server pipes from the backend is a StreamedResponse, which gives the slot back when it ends; any
- * other answer is complete here, and the slot is given back at once.
+ * A body the server pipes from the backend is a StreamedResponse, which gives the slot back when it
+ * ends; any other answer is complete here, and the slot is given back at once.
  */
-export async function respond(upstream: BackendAnswer, req: ParsedRequest, bucket: BucketConfig, slot: Omit<BackendBody, "source">): Promise<Response> {
+export async function respond(upstream: BackendAnswer, req: ParsedRequest, bucket: BucketConfig, slot: Slot): Promise<Response> {
   const res = await passOn(upstream, req, bucket, slot).catch((e) => {
     slot.release();
     return Promise.reject(e);
@@ -44,7 +50,7 @@ export async function respond(upstream: BackendAnswer, req: ParsedRequest, bucke
   return res;
 }
 
-async function passOn(upstream: BackendAnswer, req: ParsedRequest, bucket: BucketConfig, slot: Omit<BackendBody, "source">): Promise<Response> {
+async function passOn(upstream: BackendAnswer, req: ParsedRequest, bucket: BucketConfig, { release, refetch }: Slot): Promise<Response> {
   const { headers } = upstream;
   const init = { status: upstream.status, statusText: upstream.statusText, headers };
   if (!upstream.body) return new Response(null, init);
@@ -69,7 +75,9 @@ async function passOn(upstream: BackendAnswer, req: ParsedRequest, bucket: Bucke
   // chunk by chunk
   const length = headers.get("content-length");
   if (length !== null && Number(length) <= SMALL_BODY) return new Response(await upstream.body.bytes(), init);
-  return new StreamedResponse({ source: upstream.body.stream(), ...slot }, init);
+  // only a streamed body can be cut, so only its extent is read
+  const extent = refetch ? resumableExtent(upstream.status, headers) : undefined;
+  return new StreamedResponse({ source: upstream.body.stream(), release, resume: refetch && extent ? { extent, refetch } : undefined }, init);
 }
 
 const SMALL_BODY = 64 * 1024;
