@@ -1,17 +1,18 @@
 /**
  * forward: send the re-signed request to the backend and wait for its answer, within a deadline.
  *
- * Two clients, each where it costs least (bench/README.md, "Which client asks the backend"):
- * - node:http's client for a plain body piped from the client (upload.ts), and for a GET whose
- *   Range asks for a large part of an object. Its answer's body is a node stream, piped to the
- *   client without web streams: per byte and in memory about what the reference proxy costs.
- * - fetch() for everything else: small answers, and bodies osp decodes itself (aws-chunked, form
- *   uploads). fetch() does its I/O on a thread of its own, so a small request costs less.
+ * Three clients, each where it costs least (bench/README.md, "Which client asks the backend"):
+ * - osp's own HTTP/1.1 client on Bun's sockets (src/http1/) for every request without a body: all
+ *   downloads, HEAD, listings, deletes. Its answer's body is read from the socket only as fast as
+ *   the client takes it.
+ * - node:http's client for a plain body piped from the client (upload.ts), without web streams.
+ * - fetch() for the bodies osp decodes itself (aws-chunked, form uploads), which are web streams.
  */
 import { request as httpRequest, Agent, type ClientRequest, type IncomingMessage } from "node:http";
 import { request as httpsRequest, Agent as HttpsAgent } from "node:https";
 import type { BucketConfig } from "../config.ts";
 import { S3Error, requestAborted } from "../errors.ts";
+import { ProtocolError, request as http1Request } from "../http1/client.ts";
 import { pumpBody, type PipedBody, type Pump } from "./upload.ts";
 import { webFlow, type Flow } from "./resume.ts";
 
@@ -40,16 +41,6 @@ export interface AnswerBody {
   discard(): void;
 }
 
-/** A GET with a Range of at least this many bytes (or open-ended) goes by node:http's client. */
-export const LARGE_RANGE = 1024 * 1024;
-
-/** Whether the client's request asks for a large part of an object by its Range (pure). */
-export function asksLargeRange(method: string, range: string | undefined): boolean {
-  if (method !== "GET" || range === undefined) return false;
-  const r = /^bytes=(\d+)-(\d*)$/.exec(range.trim());
-  return !!r && (r[2] === "" || Number(r[2]) - Number(r[1]) + 1 >= LARGE_RANGE);
-}
-
 const HOP_BY_HOP = new Set(["connection", "keep-alive", "transfer-encoding", "upgrade", "trailer", "te", "proxy-connection"]);
 const noBody = (method: string, status: number) => method === "HEAD" || status === 204 || status === 304;
 const ignore = () => {};
@@ -58,11 +49,7 @@ const cutShort = (bucket: string) => new S3Error(502, "BadGateway", `The backend
 /** Certificate verification failures as BoringSSL names them, e.g. UNABLE_TO_VERIFY_LEAF_SIGNATURE, CERT_HAS_EXPIRED. */
 const UNTRUSTED_CERTIFICATE = /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|UNABLE_TO_GET_ISSUER/;
 
-/**
- * An idle connection is closed by osp after 4 s, before the backend closes it (Apache's default
- * is 5 s). A request without a body that meets a connection the backend closed anyway is sent
- * again once; a streamed upload could not be.
- */
+/** An idle connection is closed by osp after 4 s, before the backend closes it (Apache's default is 5 s). */
 const POOL = { keepAlive: true, timeout: 4000 };
 const plainAgent = new Agent(POOL);
 const tlsAgents = new WeakMap<BucketConfig["tls"], HttpsAgent>();
@@ -73,12 +60,12 @@ const agentFor = (tls: BucketConfig["tls"]) => {
 };
 
 /**
- * By node:http's client, without a body or with one piped from the client. The deadline covers the
- * wait for the answer's headers, from the moment the whole request has been sent: a long upload or
- * download is not cut short, but a backend that does not answer is. `signal` is the client's
- * request: when it is aborted, so is the backend's.
+ * By node:http's client, with a body piped from the client. The deadline covers the wait for the
+ * answer's headers, from the moment the whole request has been sent: a long upload is not cut
+ * short, but a backend that does not answer is. `signal` is the client's request: when it is
+ * aborted, so is the backend's.
  */
-export function forward(up: UpstreamRequest, piped: PipedBody | null, bucket: string, signal: AbortSignal, timeoutSeconds: number, retried = false): Promise<BackendAnswer> {
+export function forward(up: UpstreamRequest, piped: PipedBody, bucket: string, signal: AbortSignal, timeoutSeconds: number): Promise<BackendAnswer> {
   if (signal.aborted) return Promise.reject(requestAborted());
   const url = new URL(up.url);
   const headers = headerRecord(up.headers, { host: url.host });
@@ -106,63 +93,76 @@ export function forward(up: UpstreamRequest, piped: PipedBody | null, bucket: st
       if (pump && !pump.ended) res.once("close", () => upstream.destroy());
       finish(undefined, nodeAnswer(res, up.method, bucket));
     });
-    upstream.on("error", (e: Error & { code?: string }) => {
-      if (!settled && !piped && !retried && upstream.reusedSocket && e.code === "ECONNRESET") {
-        upstream.destroy();
-        return finish(undefined, forward(up, null, bucket, signal, timeoutSeconds, true));
-      }
-      finish(backendUnreachable(bucket, e));
-    });
+    upstream.on("error", (e: Error) => finish(backendUnreachable(bucket, e)));
     signal.addEventListener("abort", onAbort);
-    if (piped) pump = pumpBody(piped, upstream, sent, finish);
-    else {
-      upstream.end();
-      sent();
-    }
+    pump = pumpBody(piped, upstream, sent, finish);
   });
 }
 
 function nodeAnswer(res: IncomingMessage, method: string, bucket: string): BackendAnswer {
-  const headers = new Headers();
-  const raw = res.rawHeaders;
-  for (let i = 0; i + 1 < raw.length; i += 2) if (!HOP_BY_HOP.has(raw[i]!.toLowerCase())) headers.append(raw[i]!, raw[i + 1]!);
-  const status = res.statusCode!;
   // a cut body is seen by its "close" without "end"; an "error" without a listener would throw
   res.on("error", ignore);
-  if (noBody(method, status)) res.resume();
-  const body: AnswerBody = {
-    bytes: () =>
-      new Promise((resolve, reject) => {
-        const parts: Buffer[] = [];
-        let ended = false;
-        res.on("data", (chunk: Buffer) => parts.push(chunk));
-        res.once("end", () => {
-          ended = true;
-          resolve(parts.length === 1 ? parts[0]! : Buffer.concat(parts));
-        });
-        res.once("close", () => ended || reject(cutShort(bucket)));
-      }),
-    stream: () => res,
-    discard: () => res.destroy(),
-  };
-  return { status, statusText: res.statusMessage ?? "", headers, body: noBody(method, status) ? null : body };
+  if (noBody(method, res.statusCode!)) res.resume();
+  return flowAnswer(method, res.statusCode!, res.statusMessage ?? "", res.rawHeaders, res, bucket);
 }
 
 /**
- * By fetch(), without a body or with one osp reads itself. `request` is the client's request:
+ * By osp's HTTP/1.1 client (src/http1/), without a body. `request` is the client's request: aborted
+ * when the client goes away, and here when the backend does not answer within the deadline, which
+ * ends the request too.
+ */
+export async function forwardBodiless(up: UpstreamRequest, bucket: string, request: AbortController, timeoutSeconds: number): Promise<BackendAnswer> {
+  const authority = up.url.indexOf("//") + 2;
+  const path = up.url.indexOf("/", authority);
+  const target = up.url.slice(path);
+  // upstreamUrl's paths and queries are S3-encoded: nothing in them can end the request line
+  if (!/^\/[!-~]*$/.test(target)) throw new S3Error(400, "InvalidURI", "Couldn't parse the specified URI.");
+  let head = `${up.method} ${target} HTTP/1.1\r\nhost: ${up.url.slice(authority, path)}\r\n`;
+  // Headers hold no CR, LF or NUL in a value: it refuses them
+  up.headers.forEach((value, name) => {
+    head += `${name}: ${value}\r\n`;
+  });
+  // a PUT or POST without a body says so: S3 wants a length where a body could be
+  if (!BODYLESS.has(up.method) && !up.headers.has("content-length")) head += "content-length: 0\r\n";
+  const answer = await within(request, bucket, timeoutSeconds, () =>
+    http1Request(up.url.slice(0, path), up.tls, up.method, Buffer.from(head + "\r\n", "latin1"), request.signal));
+  const { status, statusText, rawHeaders } = answer.head;
+  return flowAnswer(up.method, status, statusText, rawHeaders, answer.body, bucket);
+}
+
+const BODYLESS = new Set(["GET", "HEAD", "DELETE", "OPTIONS"]);
+
+/** An answer whose body is a Flow: its end-to-end headers, and its body unless it has none. */
+function flowAnswer(method: string, status: number, statusText: string, raw: string[], flow: Flow, bucket: string): BackendAnswer {
+  const headers = new Headers();
+  for (let i = 0; i + 1 < raw.length; i += 2) if (!HOP_BY_HOP.has(raw[i]!.toLowerCase())) headers.append(raw[i]!, raw[i + 1]!);
+  const body: AnswerBody = {
+    bytes: () =>
+      new Promise((resolve, reject) => {
+        const parts: Uint8Array[] = [];
+        let ended = false;
+        flow.on("data", (chunk: Uint8Array) => parts.push(chunk));
+        flow.once("end", () => {
+          ended = true;
+          resolve(parts.length === 1 ? parts[0]! : Buffer.concat(parts));
+        });
+        flow.once("close", () => ended || reject(cutShort(bucket)));
+        flow.resume();
+      }),
+    stream: () => flow,
+    discard: () => void flow.destroy(),
+  };
+  return { status, statusText, headers, body: noBody(method, status) ? null : body };
+}
+
+/**
+ * By fetch(), with a body osp reads itself. `request` is the client's request:
  * aborted when the client goes away, and here when the backend does not answer, which ends the
  * request too.
  */
 export async function forwardFetch(up: UpstreamRequest, body: ReadableStream<Uint8Array> | null, bucket: string, request: AbortController, timeoutSeconds: number): Promise<BackendAnswer> {
-  if (request.signal.aborted) throw requestAborted();
-  let timedOut = false;
-  const timer = setTimeout(() => {
-    timedOut = true;
-    request.abort();
-  }, timeoutSeconds * 1000);
-  let res: Response;
-  try {
-    res = await fetch(up.url, {
+  const res = await within(request, bucket, timeoutSeconds, () =>
+    fetch(up.url, {
       method: up.method,
       headers: up.headers,
       body,
@@ -171,14 +171,7 @@ export async function forwardFetch(up: UpstreamRequest, body: ReadableStream<Uin
       decompress: false,
       duplex: "half", // a streamed request body
       tls: up.tls,
-    });
-  } catch (e) {
-    if (timedOut) throw backendTimeout(bucket, timeoutSeconds);
-    if (request.signal.aborted) throw requestAborted();
-    throw backendUnreachable(bucket, e);
-  } finally {
-    clearTimeout(timer);
-  }
+    }));
   // a copy (fetch's are immutable), made natively: a third of the cost of appending one by one
   const headers = new Headers(res.headers);
   for (const name of HOP_BY_HOP) headers.delete(name);
@@ -189,6 +182,29 @@ export async function forwardFetch(up: UpstreamRequest, body: ReadableStream<Uin
     discard: () => void res.body?.cancel().catch(ignore),
   };
   return { status: res.status, statusText: res.statusText, headers, body: noBody(up.method, res.status) ? null : answer };
+}
+
+/**
+ * `ask` of the backend, given `seconds` to answer: then `request` is aborted, which ends the
+ * client's request too. Its failures are S3 errors.
+ */
+async function within<T>(request: AbortController, bucket: string, seconds: number, ask: () => Promise<T>): Promise<T> {
+  if (request.signal.aborted) throw requestAborted();
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    request.abort();
+  }, seconds * 1000);
+  try {
+    return await ask();
+  } catch (e) {
+    if (timedOut) throw backendTimeout(bucket, seconds);
+    if (request.signal.aborted) throw requestAborted();
+    if (e instanceof ProtocolError) throw new S3Error(502, "BadGateway", `The backend of bucket ${bucket} sent an answer that is not HTTP/1.1 as osp reads it: ${e.message}`);
+    throw backendUnreachable(bucket, e);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** Headers as node:http takes them, added to `into`. */

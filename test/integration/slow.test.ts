@@ -132,7 +132,7 @@ describe("slow downloads", () => {
     expect(proxied).toEqual({ status: 200, length: size, received: size, sha256: sha256(object) });
   }, 60_000);
 
-  // an open-ended range goes to the backend by node:http's client (forward.ts), resumed the same way
+  // an open-ended range, as Hadoop's s3a reads on, resumed the same way
   test("a ranged reader at 3 MB/s gets the whole rest of the object through osp", async () => {
     const from = 1_000_000;
     const proxied = await slowGet(osp.endpoint, "SLOWKEY", "slow-secret", { range: `bytes=${from}-` });

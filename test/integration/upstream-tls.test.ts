@@ -74,7 +74,7 @@ describe("backends over HTTPS", () => {
     }
   });
 
-  test("large ranged GETs, which go by node:https, verify with ca_file, skip verification with tls_verify = false, and refuse an untrusted backend", async () => {
+  test("ranged GETs, by osp's HTTP/1.1 client over TLS, verify with ca_file, skip verification with tls_verify = false, and refuse an untrusted backend", async () => {
     const data = randomBytes(3 * 1024 * 1024 + 11);
     await sdkClient(osp.endpoint).send(new PutObjectCommand({ Bucket: BUCKET, Key: `${prefix}ranged`, Body: data }));
     for (const bucket of [BUCKET, "tls-unverified"]) {

@@ -53,8 +53,7 @@ def big_obj(osp, target, prefix):
     return key, data
 
 
-# osp asks the backend with node:http's client for an open-ended range or one of 1 MiB or more,
-# and with fetch() otherwise (src/pipeline/forward.ts): both are streamed, byte for byte
+# ranges small and large, open-ended and suffixes: each streamed, byte for byte
 @pytest.mark.parametrize(
     "rng,start,end",
     [
