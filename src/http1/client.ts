@@ -1,11 +1,12 @@
 /**
- * osp's HTTP/1.1 client for requests without a body, on Bun's own sockets: kept-alive
- * connections per backend, the answer read by response.ts, its body handed on with backpressure.
+ * osp's HTTP/1.1 client, on Bun's own sockets: kept-alive connections per backend, a request body
+ * written as it comes from the client, the answer read by response.ts and its body handed on, both
+ * with backpressure.
  *
  * Why not fetch() or node:http's client: fetch() does its I/O on a thread of its own and reads a
  * body ahead of its reader; node:http's client runs a whole stream stack in JavaScript. On this
- * socket a 1 MiB GET costs a third less CPU than by fetch(), a small one the same (bench/README.md,
- * "Fourth round").
+ * socket a 1 MiB GET costs a third less CPU than by fetch(), a 1 MiB PUT a fifth less than by
+ * node:http's client, a small request the same (bench/README.md, "Fourth round").
  */
 import { EventEmitter } from "node:events";
 import { isIP } from "node:net";
@@ -33,6 +34,17 @@ export interface BodyFlow extends EventEmitter {
   destroy(): this;
 }
 
+/**
+ * A request body on its way to the backend, framed by the Content-Length of the request's head:
+ * write() is false when the socket is full, and onDrain's callback runs once it has room again.
+ */
+export interface BodySink {
+  write(chunk: Uint8Array): boolean;
+  /** All of it has been written. */
+  end(): void;
+  onDrain(callback: () => void): void;
+}
+
 export interface Answer {
   head: ResponseHead;
   /** Empty where the answer has none (HEAD, 204, 304). */
@@ -51,20 +63,21 @@ const QUEUED_BEFORE_PAUSE = 64 * 1024;
 const IDEMPOTENT = new Set(["GET", "HEAD", "DELETE", "PUT", "OPTIONS"]);
 
 /**
- * Sends `head` (a whole request without a body) to `origin` ("http://host:port", or https with
- * `tls`) and resolves with the answer once its head is read. Aborting `signal` ends the exchange
- * and its connection, body included. A request that meets a kept-alive connection the backend has
- * closed is sent again once, on a new one, if idempotent.
+ * Sends `head` (the request's head) to `origin` ("http://host:port", or https with `tls`), then its
+ * body if `upload` writes one, and resolves with the answer once its head is read. Aborting
+ * `signal` ends the exchange and its connection, body included. A request without a body that
+ * meets a kept-alive connection the backend has closed is sent again once, on a new one, if
+ * idempotent.
  */
-export async function request(origin: string, tls: TlsSettings, method: string, head: Uint8Array, signal: AbortSignal): Promise<Answer> {
+export async function request(origin: string, tls: TlsSettings, method: string, head: Uint8Array, signal: AbortSignal, upload?: (sink: BodySink) => void): Promise<Answer> {
   const pool = poolOf(origin, tls);
   let conn = pool.take();
   const reused = conn !== undefined;
   conn ??= await pool.open(signal);
   try {
-    return await conn.exchange(method, head, signal);
+    return await conn.exchange(method, head, signal, upload);
   } catch (e) {
-    if (!(reused && e instanceof StaleConnection && IDEMPOTENT.has(method))) throw e;
+    if (!(reused && !upload && e instanceof StaleConnection && IDEMPOTENT.has(method))) throw e;
     return (await pool.open(signal)).exchange(method, head, signal);
   }
 }
@@ -174,7 +187,13 @@ interface Current {
   body?: Body;
   signal: AbortSignal;
   onAbort: () => void;
-  unsent?: Uint8Array;
+  /** Until its body has all been written: an answer that comes before leaves the connection spent. */
+  writing: boolean;
+  /** What the socket has not taken yet, written on "drain". */
+  unsent: Uint8Array[];
+  /** Called once what was unsent has been written, if a write said to wait. */
+  drained?: () => void;
+  waiting: boolean;
 }
 
 class Connection {
@@ -188,7 +207,7 @@ class Connection {
 
   constructor(readonly pool: Pool) {}
 
-  exchange(method: string, head: Uint8Array, signal: AbortSignal): Promise<Answer> {
+  exchange(method: string, head: Uint8Array, signal: AbortSignal, upload?: (sink: BodySink) => void): Promise<Answer> {
     if (signal.aborted) {
       this.pool.give(this);
       return Promise.reject(aborted());
@@ -206,23 +225,47 @@ class Connection {
         },
         signal,
         onAbort: () => this.fail(aborted()),
+        writing: upload !== undefined,
+        unsent: [],
+        waiting: false,
       };
       this.current = current;
       signal.addEventListener("abort", current.onAbort);
-      this.write(head);
+      this.write(current, head);
+      upload?.({
+        write: (chunk) => current === this.current && (this.write(current, chunk) || !(current.waiting = true)),
+        end: () => void (current.writing = false),
+        onDrain: (callback) => void (current.drained = callback),
+      });
     });
   }
 
-  write(bytes: Uint8Array): void {
-    const written = this.socket!.write(bytes);
-    if (written < bytes.length) this.current!.unsent = bytes.subarray(Math.max(written, 0));
+  /** Whether the socket took all of it; what it did not take is written on "drain". */
+  private write(current: Current, bytes: Uint8Array): boolean {
+    if (current.unsent.length === 0) {
+      const written = this.socket!.write(bytes);
+      if (written >= bytes.length) return true;
+      bytes = bytes.subarray(Math.max(written, 0));
+    }
+    current.unsent.push(bytes);
+    return false;
   }
 
   onDrain(): void {
-    const unsent = this.current?.unsent;
-    if (!unsent) return;
-    this.current!.unsent = undefined;
-    this.write(unsent);
+    const current = this.current;
+    if (!current) return;
+    while (current.unsent.length > 0) {
+      const bytes = current.unsent[0]!;
+      const written = this.socket!.write(bytes);
+      if (written < bytes.length) {
+        current.unsent[0] = bytes.subarray(Math.max(written, 0));
+        return;
+      }
+      current.unsent.shift();
+    }
+    if (!current.waiting) return;
+    current.waiting = false;
+    current.drained?.();
   }
 
   onData(chunk: Uint8Array): void {
@@ -265,7 +308,7 @@ class Connection {
         current.signal.removeEventListener("abort", current.onAbort);
         current.body!.finish();
         if (this.paused) this.resumeReading();
-        if (ev.reusable && !this.closed) this.pool.give(this);
+        if (ev.reusable && !current.writing && current.unsent.length === 0 && !this.closed) this.pool.give(this);
         else this.close();
       }
     }

@@ -1,18 +1,15 @@
 /**
  * forward: send the re-signed request to the backend and wait for its answer, within a deadline.
  *
- * Three clients, each where it costs least (bench/README.md, "Which client asks the backend"):
- * - osp's own HTTP/1.1 client on Bun's sockets (src/http1/) for every request without a body: all
- *   downloads, HEAD, listings, deletes. Its answer's body is read from the socket only as fast as
- *   the client takes it.
- * - node:http's client for a plain body piped from the client (upload.ts), without web streams.
+ * Two clients, each where it costs least (bench/README.md, "Which client asks the backend"):
+ * - osp's own HTTP/1.1 client on Bun's sockets (src/http1/) for requests without a body and plain
+ *   uploads piped from the client (upload.ts): downloads, HEAD, listings, deletes, PUTs. Bodies go
+ *   both ways without web streams, each side read only as fast as the other takes it.
  * - fetch() for the bodies osp decodes itself (aws-chunked, form uploads), which are web streams.
  */
-import { request as httpRequest, Agent, type ClientRequest, type IncomingMessage } from "node:http";
-import { request as httpsRequest, Agent as HttpsAgent } from "node:https";
 import type { BucketConfig } from "../config.ts";
 import { S3Error, requestAborted } from "../errors.ts";
-import { ProtocolError, request as http1Request } from "../http1/client.ts";
+import { ProtocolError, request as http1Request, type BodySink } from "../http1/client.ts";
 import { pumpBody, type PipedBody, type Pump } from "./upload.ts";
 import { webFlow, type Flow } from "./resume.ts";
 
@@ -49,69 +46,14 @@ const cutShort = (bucket: string) => new S3Error(502, "BadGateway", `The backend
 /** Certificate verification failures as BoringSSL names them, e.g. UNABLE_TO_VERIFY_LEAF_SIGNATURE, CERT_HAS_EXPIRED. */
 const UNTRUSTED_CERTIFICATE = /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|UNABLE_TO_GET_ISSUER/;
 
-/** An idle connection is closed by osp after 4 s, before the backend closes it (Apache's default is 5 s). */
-const POOL = { keepAlive: true, timeout: 4000 };
-const plainAgent = new Agent(POOL);
-const tlsAgents = new WeakMap<BucketConfig["tls"], HttpsAgent>();
-const agentFor = (tls: BucketConfig["tls"]) => {
-  let agent = tlsAgents.get(tls);
-  if (!agent) tlsAgents.set(tls, (agent = new HttpsAgent({ ...POOL, ca: tls.ca, rejectUnauthorized: tls.rejectUnauthorized })));
-  return agent;
-};
-
 /**
- * By node:http's client, with a body piped from the client. The deadline covers the wait for the
- * answer's headers, from the moment the whole request has been sent: a long upload is not cut
- * short, but a backend that does not answer is. `signal` is the client's request: when it is
- * aborted, so is the backend's.
+ * By osp's HTTP/1.1 client (src/http1/): without a body, or with one piped from the client. The
+ * deadline covers the wait for the answer's head, from the moment the whole request has been sent:
+ * a long upload is not cut short, but a backend that does not answer is. `request` is the client's
+ * request: aborted when the client goes away, and here when the deadline passes or the client's
+ * body fails (too slow), which ends the request too.
  */
-export function forward(up: UpstreamRequest, piped: PipedBody, bucket: string, signal: AbortSignal, timeoutSeconds: number): Promise<BackendAnswer> {
-  if (signal.aborted) return Promise.reject(requestAborted());
-  const url = new URL(up.url);
-  const headers = headerRecord(up.headers, { host: url.host });
-  const https = url.protocol === "https:";
-  const upstream: ClientRequest = (https ? httpsRequest : httpRequest)(url, { method: up.method, headers, agent: https ? agentFor(up.tls) : plainAgent });
-  return new Promise<BackendAnswer>((resolve, reject) => {
-    let settled = false;
-    let timer: Timer | undefined;
-    let pump: Pump | undefined;
-    const finish = (e?: S3Error, answer?: BackendAnswer | Promise<BackendAnswer>) => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      signal.removeEventListener("abort", onAbort);
-      pump?.stop();
-      if (e) {
-        upstream.destroy();
-        reject(e);
-      } else resolve(answer!);
-    };
-    const onAbort = () => finish(requestAborted());
-    const sent = () => (timer = setTimeout(() => finish(backendTimeout(bucket, timeoutSeconds)), timeoutSeconds * 1000));
-    upstream.on("response", (res: IncomingMessage) => {
-      // answered before the whole body was sent (a refusal): that upstream connection is spent
-      if (pump && !pump.ended) res.once("close", () => upstream.destroy());
-      finish(undefined, nodeAnswer(res, up.method, bucket));
-    });
-    upstream.on("error", (e: Error) => finish(backendUnreachable(bucket, e)));
-    signal.addEventListener("abort", onAbort);
-    pump = pumpBody(piped, upstream, sent, finish);
-  });
-}
-
-function nodeAnswer(res: IncomingMessage, method: string, bucket: string): BackendAnswer {
-  // a cut body is seen by its "close" without "end"; an "error" without a listener would throw
-  res.on("error", ignore);
-  if (noBody(method, res.statusCode!)) res.resume();
-  return flowAnswer(method, res.statusCode!, res.statusMessage ?? "", res.rawHeaders, res, bucket);
-}
-
-/**
- * By osp's HTTP/1.1 client (src/http1/), without a body. `request` is the client's request: aborted
- * when the client goes away, and here when the backend does not answer within the deadline, which
- * ends the request too.
- */
-export async function forwardBodiless(up: UpstreamRequest, bucket: string, request: AbortController, timeoutSeconds: number): Promise<BackendAnswer> {
+export async function forward(up: UpstreamRequest, piped: PipedBody | null, bucket: string, request: AbortController, timeoutSeconds: number): Promise<BackendAnswer> {
   const authority = up.url.indexOf("//") + 2;
   const path = up.url.indexOf("/", authority);
   const target = up.url.slice(path);
@@ -122,12 +64,27 @@ export async function forwardBodiless(up: UpstreamRequest, bucket: string, reque
   up.headers.forEach((value, name) => {
     head += `${name}: ${value}\r\n`;
   });
-  // a PUT or POST without a body says so: S3 wants a length where a body could be
+  // a PUT or POST without a body says so: S3 wants a length where a body could be (a piped body has its own)
   if (!BODYLESS.has(up.method) && !up.headers.has("content-length")) head += "content-length: 0\r\n";
-  const answer = await within(request, bucket, timeoutSeconds, () =>
-    http1Request(up.url.slice(0, path), up.tls, up.method, Buffer.from(head + "\r\n", "latin1"), request.signal));
-  const { status, statusText, rawHeaders } = answer.head;
-  return flowAnswer(up.method, status, statusText, rawHeaders, answer.body, bucket);
+  let pump: Pump | undefined;
+  let failure: S3Error | undefined;
+  try {
+    const answer = await within(request, bucket, timeoutSeconds, (arm) => {
+      if (!piped) arm();
+      const upload = piped ? (sink: BodySink) => {
+        pump = pumpBody(piped, sink, arm, (e) => {
+          failure = e;
+          request.abort();
+        });
+      } : undefined;
+      return http1Request(up.url.slice(0, path), up.tls, up.method, Buffer.from(head + "\r\n", "latin1"), request.signal, upload);
+    }, () => failure);
+    const { status, statusText, rawHeaders } = answer.head;
+    return flowAnswer(up.method, status, statusText, rawHeaders, answer.body, bucket);
+  } finally {
+    // answered (a refusal may come before the whole body) or failed: the client is read no further
+    pump?.stop();
+  }
 }
 
 const BODYLESS = new Set(["GET", "HEAD", "DELETE", "OPTIONS"]);
@@ -161,8 +118,9 @@ function flowAnswer(method: string, status: number, statusText: string, raw: str
  * request too.
  */
 export async function forwardFetch(up: UpstreamRequest, body: ReadableStream<Uint8Array> | null, bucket: string, request: AbortController, timeoutSeconds: number): Promise<BackendAnswer> {
-  const res = await within(request, bucket, timeoutSeconds, () =>
-    fetch(up.url, {
+  const res = await within(request, bucket, timeoutSeconds, (arm) => {
+    arm();
+    return fetch(up.url, {
       method: up.method,
       headers: up.headers,
       body,
@@ -171,7 +129,8 @@ export async function forwardFetch(up: UpstreamRequest, body: ReadableStream<Uin
       decompress: false,
       duplex: "half", // a streamed request body
       tls: up.tls,
-    }));
+    });
+  });
   // a copy (fetch's are immutable), made natively: a third of the cost of appending one by one
   const headers = new Headers(res.headers);
   for (const name of HOP_BY_HOP) headers.delete(name);
@@ -185,19 +144,25 @@ export async function forwardFetch(up: UpstreamRequest, body: ReadableStream<Uin
 }
 
 /**
- * `ask` of the backend, given `seconds` to answer: then `request` is aborted, which ends the
- * client's request too. Its failures are S3 errors.
+ * `ask` of the backend, given `seconds` to answer from when it calls `arm`: then `request` is
+ * aborted, which ends the client's request too. Its failures are S3 errors; `failure` tells the
+ * reason osp itself aborted it for, if it did.
  */
-async function within<T>(request: AbortController, bucket: string, seconds: number, ask: () => Promise<T>): Promise<T> {
+async function within<T>(request: AbortController, bucket: string, seconds: number, ask: (arm: () => void) => Promise<T>, failure: () => S3Error | undefined = () => undefined): Promise<T> {
   if (request.signal.aborted) throw requestAborted();
   let timedOut = false;
-  const timer = setTimeout(() => {
-    timedOut = true;
-    request.abort();
-  }, seconds * 1000);
+  let timer: Timer | undefined;
+  const arm = () => {
+    timer = setTimeout(() => {
+      timedOut = true;
+      request.abort();
+    }, seconds * 1000);
+  };
   try {
-    return await ask();
+    return await ask(arm);
   } catch (e) {
+    const reason = failure();
+    if (reason) throw reason;
     if (timedOut) throw backendTimeout(bucket, seconds);
     if (request.signal.aborted) throw requestAborted();
     if (e instanceof ProtocolError) throw new S3Error(502, "BadGateway", `The backend of bucket ${bucket} sent an answer that is not HTTP/1.1 as osp reads it: ${e.message}`);
@@ -205,14 +170,6 @@ async function within<T>(request: AbortController, bucket: string, seconds: numb
   } finally {
     clearTimeout(timer);
   }
-}
-
-/** Headers as node:http takes them, added to `into`. */
-export function headerRecord(headers: Headers, into: Record<string, string> = {}): Record<string, string> {
-  headers.forEach((value, name) => {
-    into[name] = value;
-  });
-  return into;
 }
 
 export const backendTimeout = (bucket: string, seconds: number) =>

@@ -15,7 +15,7 @@ import { forwardedHeaders, resign } from "./resign.ts";
 import { upstreamBody } from "./payload.ts";
 import type { ClientBody } from "./upload.ts";
 import { payloadMode } from "../sigv4/chunked.ts";
-import { forward, forwardBodiless, forwardFetch, type BackendAnswer } from "./forward.ts";
+import { forward, forwardFetch, type BackendAnswer } from "./forward.ts";
 import { respond } from "./respond.ts";
 import { bodyDeadline } from "./deadline.ts";
 import { createBackendSlots, type AcquireSlot } from "../state/slots.ts";
@@ -63,7 +63,7 @@ export function createPipeline(config: Config, hooks: Hooks, events: PipelineEve
   };
   p.buckets = createBucketLister(config, async (token, bucket, method, url) => {
     const headers = await resign(method, url, new Headers(), await upstreamAuth(await p.credentials(token, bucket), p.tokens), bucket);
-    return forwardBodiless({ method, url, headers, tls: bucket.tls }, bucket.name, new AbortController(), Math.min(LIST_TIMEOUT, config.server.upstreamTimeout));
+    return forward({ method, url, headers, tls: bucket.tls }, null, bucket.name, new AbortController(), Math.min(LIST_TIMEOUT, config.server.upstreamTimeout));
   });
   return p;
 }
@@ -111,9 +111,8 @@ export async function proxy(p: Pipeline, req: ParsedRequest, body: ClientBody | 
   const send = async (extra: Record<string, string | null> = {}): Promise<BackendAnswer> => {
     const auth = await upstreamAuth(creds, p.tokens);
     const up = { method: req.method, url, headers: await resign(req.method, url, forwardedHeaders(req.headers, identity.signedHeaders, { ...overrides, ...extra }), auth, bucket), tls: bucket.tls };
-    if (piped) return forward(up, { body: piped, pace: { seconds: bodyTimeout, minRate: minBodyRate } }, bucket.name, signal, upstreamTimeout);
     if (payload.body) return forwardFetch(up, payload.body, bucket.name, request, upstreamTimeout);
-    return forwardBodiless(up, bucket.name, request, upstreamTimeout);
+    return forward(up, piped ? { body: piped, pace: { seconds: bodyTimeout, minRate: minBodyRate } } : null, bucket.name, request, upstreamTimeout);
   };
   // the rest of the same object version; the client's own conditions were met by the first answer
   const refetch = (first: number, last: number, etag: string) =>

@@ -1,6 +1,6 @@
 /**
- * A backend's body on its way to the client: piped from node:http's client into the client's
- * response, reading on only once the client has taken the last chunk. It gives the backend slot
+ * A backend's body on its way to the client: piped from the backend's connection (src/http1/) into
+ * the client's response, reading on only once the client has taken the last chunk. It gives the backend slot
  * back when it ends, however it ends (complete, backend error, client gone). And a GET that the
  * backend cuts short is resumed where it stopped, with a Range request for the rest of the same object version (If-Match on its
  * ETag), so that a slow reader gets the whole object.
@@ -18,7 +18,7 @@ import type { BackendAnswer } from "./forward.ts";
 
 /**
  * A body as sendBody reads it: "data" chunks while flowing, "end", and "close" (without "end" when
- * it was cut). A node Readable is one; webFlow() makes one of a web stream.
+ * it was cut). osp's HTTP/1.1 client's bodies are; webFlow() makes one of a web stream.
  */
 export interface Flow {
   on(event: "data", listener: (chunk: Uint8Array) => void): this;

@@ -7,7 +7,6 @@ import { newRequestId, parseRequest, type ParsedRequest } from "../pipeline/requ
 import { proxy, type Pipeline } from "../pipeline/proxy.ts";
 import { withCors } from "../pipeline/cors.ts";
 import { sendBody, StreamedResponse } from "../pipeline/resume.ts";
-import { headerRecord } from "../pipeline/forward.ts";
 import type { ClientBody } from "../pipeline/upload.ts";
 import { logAccess, logError } from "./log.ts";
 import type { Metrics } from "./metrics.ts";
@@ -112,7 +111,10 @@ export function createApp(current: () => Pipeline, metrics?: Metrics): Hono<Env>
  * one from the backend piped as it comes (resume.ts).
  */
 async function writeResponse(res: Response, out: HttpBindings["outgoing"]): Promise<void> {
-  const headers: Record<string, string | string[]> = headerRecord(res.headers);
+  const headers: Record<string, string | string[]> = {};
+  res.headers.forEach((value, name) => {
+    headers[name] = value;
+  });
   const cookies = res.headers.getSetCookie();
   if (cookies.length) headers["set-cookie"] = cookies;
   if (res instanceof StreamedResponse) {

@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { createServer, type AddressInfo, type Socket } from "node:net";
-import { forwardBodiless, type BackendAnswer, type UpstreamRequest } from "../../src/pipeline/forward.ts";
+import { forward, type BackendAnswer, type UpstreamRequest } from "../../src/pipeline/forward.ts";
 import { S3Error } from "../../src/errors.ts";
 
 // Backends that misbehave on cue: closing a kept-alive connection just as osp reuses it, sending
@@ -35,7 +35,7 @@ async function socketBackend(onRequest: (socket: Socket, connection: number, nth
 const tls = { rejectUnauthorized: true } as UpstreamRequest["tls"];
 const text = async (a: BackendAnswer) => new TextDecoder().decode(await a.body!.bytes());
 const ask = (url: string, method = "GET", timeout = 5, headers = new Headers()) =>
-  forwardBodiless({ method, url, headers, tls }, "b", new AbortController(), timeout);
+  forward({ method, url, headers, tls }, null, "b", new AbortController(), timeout);
 const failure = (p: Promise<unknown>) => p.then(() => undefined, (e) => (e instanceof S3Error ? { status: e.status, code: e.code, message: e.message } : e));
 
 describe("a kept-alive backend connection closed as a request arrives", () => {
