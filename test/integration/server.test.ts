@@ -233,6 +233,49 @@ describe("streaming", () => {
     expect(sha256(await got.Body!.transformToByteArray())).toBe(sha256(body));
   }, 20_000);
 
+  test("an upload the backend refuses before its body has arrived: its answer reaches the client, and the next requests on that backend are served whole", async () => {
+    const port = await freePort();
+    const osp = await startOsp({
+      configToml: serverToml(port, { workers: 1 }) + keyToml("AK", "secret-of-ak") + bucketToml("gone", env.minioA, { backend_bucket: "osp-no-such-bucket" }) + bucketToml(env.bucketA, env.minioA),
+    });
+    try {
+      const body = randomBytes(8 * 1024 * 1024);
+      const target = `/gone/${prefix}refused`;
+      const headers = await signRaw("PUT", osp.endpoint, target, { "content-length": String(body.length) }, "AK", "secret-of-ak");
+      const u = new URL(osp.endpoint);
+      // the first MiB, then the rest only if no answer has come within 2 s
+      const { answer, early } = await new Promise<{ answer: string; early: boolean }>((resolve) => {
+        let text = "";
+        let rest: Timer | undefined;
+        const sock = connect(Number(u.port), u.hostname, () => {
+          sock.write([`PUT ${target} HTTP/1.1`, ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`), "", ""].join("\r\n"));
+          sock.write(body.subarray(0, 1024 * 1024));
+          rest = setTimeout(() => sock.write(body.subarray(1024 * 1024)), 2000);
+        });
+        sock.on("data", (c: Buffer) => {
+          text += c.toString("latin1");
+          if (/\r\n\r\n[\s\S]*<\/Error>/.test(text)) {
+            clearTimeout(rest);
+            resolve({ answer: text, early: rest !== undefined && !sock.writableEnded && sock.bytesWritten < body.length });
+            sock.destroy();
+          }
+        });
+        sock.on("error", () => resolve({ answer: text, early: false }));
+      });
+      expect({ status: answer.slice(9, 12), code: xmlCode(answer), early }).toEqual({ status: "404", code: "NoSuchBucket", early: true });
+      // the refused upload's backend connection is not used again; fresh ones carry these
+      const client = sdkClient(osp.endpoint, "AK", "secret-of-ak");
+      for (let i = 0; i < 3; i++) {
+        const data = randomBytes(300_000 + i);
+        await client.send(new PutObjectCommand({ Bucket: env.bucketA, Key: `${prefix}after-refusal-${i}`, Body: data }));
+        const got = await client.send(new GetObjectCommand({ Bucket: env.bucketA, Key: `${prefix}after-refusal-${i}` }));
+        expect(sha256(await got.Body!.transformToByteArray())).toBe(sha256(data));
+      }
+    } finally {
+      await osp.stop();
+    }
+  }, 30_000);
+
   test("a download is not buffered, and a client that goes away closes the backend connection", async () => {
     const key = `${prefix}stream`;
     const size = 64 * 1024 * 1024;

@@ -1,5 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { createServer, type AddressInfo, type Socket } from "node:net";
+import { PassThrough } from "node:stream";
+import type { ClientBody } from "../../src/pipeline/upload.ts";
 import { forward, type BackendAnswer, type UpstreamRequest } from "../../src/pipeline/forward.ts";
 import { S3Error } from "../../src/errors.ts";
 
@@ -101,6 +103,19 @@ describe("osp's HTTP/1.1 client on its own", () => {
   test("a body cut by the backend ends without its end: read whole, it is a 502", async () => {
     const b = await socketBackend((socket) => socket.end("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc"));
     expect(await failure(text(await ask(b.url)))).toMatchObject({ status: 502, code: "BadGateway", message: expect.stringContaining("ended its answer early") });
+    b.server.close();
+  });
+
+  test("an answer that comes before the whole body: the client is read no further, the connection is not used again", async () => {
+    // a backend that refuses an upload at once and keeps the connection open
+    const b = await socketBackend((socket) => socket.write("HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n"));
+    const node = new PassThrough();
+    const body: ClientBody = { node, proceed() {}, unfinished: false, received: 0, stream: () => { throw new Error("not read as a web stream"); } };
+    node.write("part of the body");
+    const refused = await forward({ method: "PUT", url: b.url, headers: new Headers({ "content-length": "100000" }), tls }, { body, pace: { seconds: 30, minRate: 1 } }, "b", new AbortController(), 5);
+    expect({ status: refused.status, unfinished: body.unfinished, received: body.received }).toEqual({ status: 403, unfinished: true, received: 16 });
+    expect((await ask(b.url)).status).toBe(403);
+    expect(b.counts()).toEqual({ connections: 2, requests: 2 });
     b.server.close();
   });
 
