@@ -10,7 +10,7 @@
 import type { BucketConfig } from "../config.ts";
 import { S3Error, requestAborted } from "../errors.ts";
 import { ProtocolError, request as http1Request, type BodySink } from "../http1/client.ts";
-import { pumpBody, type PipedBody, type Pump } from "./upload.ts";
+import { pumpBody, pumpStream, type PipedBody, type Pump } from "./upload.ts";
 import { webFlow, type Flow } from "./resume.ts";
 
 export interface UpstreamRequest {
@@ -47,13 +47,14 @@ const cutShort = (bucket: string) => new S3Error(502, "BadGateway", `The backend
 const UNTRUSTED_CERTIFICATE = /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|UNABLE_TO_GET_ISSUER/;
 
 /**
- * By osp's HTTP/1.1 client (src/http1/): without a body, or with one piped from the client. The
- * deadline covers the wait for the answer's head, from the moment the whole request has been sent:
- * a long upload is not cut short, but a backend that does not answer is. `request` is the client's
- * request: aborted when the client goes away, and here when the deadline passes or the client's
- * body fails (too slow), which ends the request too.
+ * By osp's HTTP/1.1 client (src/http1/): without a body, with one piped from the client, or with
+ * one osp decodes (a web stream with its Content-Length set). The deadline covers the wait for the
+ * answer's head, from the moment the whole request has been sent: a long upload is not cut short,
+ * but a backend that does not answer is. `request` is the client's request: aborted when the client
+ * goes away, and here when the deadline passes or the body fails (too slow, not verified), which
+ * ends the request too.
  */
-export async function forward(up: UpstreamRequest, piped: PipedBody | null, bucket: string, request: AbortController, timeoutSeconds: number): Promise<BackendAnswer> {
+export async function forward(up: UpstreamRequest, body: PipedBody | ReadableStream<Uint8Array> | null, bucket: string, request: AbortController, timeoutSeconds: number): Promise<BackendAnswer> {
   const authority = up.url.indexOf("//") + 2;
   const path = up.url.indexOf("/", authority);
   const target = up.url.slice(path);
@@ -64,18 +65,19 @@ export async function forward(up: UpstreamRequest, piped: PipedBody | null, buck
   up.headers.forEach((value, name) => {
     head += `${name}: ${value}\r\n`;
   });
-  // a PUT or POST without a body says so: S3 wants a length where a body could be (a piped body has its own)
+  // a PUT or POST without a body says so: S3 wants a length where a body could be (a body has its own)
   if (!BODYLESS.has(up.method) && !up.headers.has("content-length")) head += "content-length: 0\r\n";
   let pump: Pump | undefined;
-  let failure: S3Error | undefined;
+  let failure: unknown;
+  const fail = (e: unknown) => {
+    failure = e;
+    request.abort();
+  };
   try {
     const answer = await within(request, bucket, timeoutSeconds, (arm) => {
-      if (!piped) arm();
-      const upload = piped ? (sink: BodySink) => {
-        pump = pumpBody(piped, sink, arm, (e) => {
-          failure = e;
-          request.abort();
-        });
+      if (!body) arm();
+      const upload = body ? (sink: BodySink) => {
+        pump = body instanceof ReadableStream ? pumpStream(body, sink, arm, fail) : pumpBody(body, sink, arm, fail);
       } : undefined;
       return http1Request(up.url.slice(0, path), up.tls, up.method, Buffer.from(head + "\r\n", "latin1"), request.signal, upload);
     }, () => failure);
@@ -148,7 +150,7 @@ export async function forwardFetch(up: UpstreamRequest, body: ReadableStream<Uin
  * aborted, which ends the client's request too. Its failures are S3 errors; `failure` tells the
  * reason osp itself aborted it for, if it did.
  */
-async function within<T>(request: AbortController, bucket: string, seconds: number, ask: (arm: () => void) => Promise<T>, failure: () => S3Error | undefined = () => undefined): Promise<T> {
+async function within<T>(request: AbortController, bucket: string, seconds: number, ask: (arm: () => void) => Promise<T>, failure: () => unknown = () => undefined): Promise<T> {
   if (request.signal.aborted) throw requestAborted();
   let timedOut = false;
   let timer: Timer | undefined;

@@ -15,7 +15,7 @@ import { forwardedHeaders, resign } from "./resign.ts";
 import { upstreamBody } from "./payload.ts";
 import type { ClientBody } from "./upload.ts";
 import { payloadMode } from "../sigv4/chunked.ts";
-import { forward, forwardFetch, type BackendAnswer } from "./forward.ts";
+import { forward, type BackendAnswer } from "./forward.ts";
 import { respond } from "./respond.ts";
 import { bodyDeadline } from "./deadline.ts";
 import { createBackendSlots, type AcquireSlot } from "../state/slots.ts";
@@ -111,8 +111,7 @@ export async function proxy(p: Pipeline, req: ParsedRequest, body: ClientBody | 
   const send = async (extra: Record<string, string | null> = {}): Promise<BackendAnswer> => {
     const auth = await upstreamAuth(creds, p.tokens);
     const up = { method: req.method, url, headers: await resign(req.method, url, forwardedHeaders(req.headers, identity.signedHeaders, { ...overrides, ...extra }), auth, bucket), tls: bucket.tls };
-    if (payload.body) return forwardFetch(up, payload.body, bucket.name, request, upstreamTimeout);
-    return forward(up, piped ? { body: piped, pace: { seconds: bodyTimeout, minRate: minBodyRate } } : null, bucket.name, request, upstreamTimeout);
+    return forward(up, payload.body ?? (piped ? { body: piped, pace: { seconds: bodyTimeout, minRate: minBodyRate } } : null), bucket.name, request, upstreamTimeout);
   };
   // the rest of the same object version; the client's own conditions were met by the first answer
   const refetch = (first: number, last: number, etag: string) =>

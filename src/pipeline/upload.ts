@@ -71,17 +71,57 @@ export function pumpBody({ body, pace }: PipedBody, upstream: BodySink, sent: ()
   body.proceed();
   meter.waiting();
   source.resume();
-  return {
-    get ended() {
-      return ended;
-    },
-    stop() {
-      if (stopped) return;
-      stopped = true;
-      meter.idle();
-      source.off("data", onData).off("end", onEnd).off("close", onClose);
-      body.unfinished = !ended;
-      if (!ended) source.pause();
-    },
-  };
+  return pumpOf(() => ended, () => {
+    if (stopped) return;
+    stopped = true;
+    meter.idle();
+    source.off("data", onData).off("end", onEnd).off("close", onClose);
+    body.unfinished = !ended;
+    if (!ended) source.pause();
+  });
 }
+
+/**
+ * Writes a body osp decodes (a web stream) into `upstream` with backpressure. `sent` is called once
+ * it has ended; `failed` when it errors, and then nothing more of it is written: the caller ends the
+ * upstream request before its Content-Length is reached, so that the backend stores nothing.
+ */
+export function pumpStream(stream: ReadableStream<Uint8Array>, upstream: BodySink, sent: () => void, failed: (e: unknown) => void): Pump {
+  const reader = stream.getReader();
+  let ended = false;
+  let stopped = false;
+  let wake: (() => void) | undefined;
+  upstream.onDrain(() => wake?.());
+  void (async () => {
+    try {
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (stopped) return;
+        if (done) {
+          ended = true;
+          upstream.end();
+          return sent();
+        }
+        if (!upstream.write(value)) await new Promise<void>((r) => (wake = r));
+        wake = undefined;
+        if (stopped) return;
+      }
+    } catch (e) {
+      if (!stopped) failed(e);
+    }
+  })();
+  return pumpOf(() => ended, () => {
+    if (stopped) return;
+    stopped = true;
+    wake?.();
+    if (!ended) reader.cancel().catch(() => {});
+  });
+}
+
+/** A Pump of `stop`, with `ended` read when asked. */
+const pumpOf = (ended: () => boolean, stop: () => void): Pump => ({
+  get ended() {
+    return ended();
+  },
+  stop,
+});
