@@ -95,7 +95,7 @@ function analyse(profilePath: string) {
     ["parseRequest (src/pipeline/request.ts)", (n) => n.callFrame.functionName === "parseRequest"],
     ["authenticate: verify the client's SigV4 (src/pipeline/authenticate.ts)", (n) => n.callFrame.functionName === "authenticate" && n.callFrame.url.endsWith("src/pipeline/authenticate.ts")],
     ["resign: sign for the backend (src/pipeline/resign.ts, aws4fetch)", (n) => n.callFrame.functionName === "resign" && n.callFrame.url.endsWith("src/pipeline/resign.ts")],
-    ["forward: fetch() or node:http's client to the backend (src/pipeline/forward.ts)", (n) => (n.callFrame.functionName === "forward" || n.callFrame.functionName === "forwardFetch") && n.callFrame.url.endsWith("src/pipeline/forward.ts")],
+    ["forward: osp's HTTP/1.1 client to the backend (src/pipeline/forward.ts, src/http1/)", (n) => n.callFrame.functionName === "forward" && n.callFrame.url.endsWith("src/pipeline/forward.ts")],
     ["respond (src/pipeline/respond.ts)", (n) => n.callFrame.functionName === "respond" && n.callFrame.url.endsWith("src/pipeline/respond.ts")],
     ["logAccess (src/server/log.ts)", (n) => n.callFrame.functionName === "logAccess"],
     ["proxy(): whole pipeline (src/pipeline/proxy.ts)", (n) => n.callFrame.functionName === "proxy" && n.callFrame.url.endsWith("src/pipeline/proxy.ts")],

@@ -1,17 +1,16 @@
 /**
  * forward: send the re-signed request to the backend and wait for its answer, within a deadline.
  *
- * Two clients, each where it costs least (bench/README.md, "Which client asks the backend"):
- * - osp's own HTTP/1.1 client on Bun's sockets (src/http1/) for requests without a body and plain
- *   uploads piped from the client (upload.ts): downloads, HEAD, listings, deletes, PUTs. Bodies go
- *   both ways without web streams, each side read only as fast as the other takes it.
- * - fetch() for the bodies osp decodes itself (aws-chunked, form uploads), which are web streams.
+ * By osp's own HTTP/1.1 client on Bun's sockets (src/http1/; README.md, "Which client asks the
+ * backend"): requests without a body, plain uploads piped from the client, and the bodies osp
+ * decodes (aws-chunked, form uploads) as it decodes them (upload.ts). Bodies go both ways without
+ * web streams in between, each side read only as fast as the other takes it.
  */
 import type { BucketConfig } from "../config.ts";
 import { S3Error, requestAborted } from "../errors.ts";
 import { ProtocolError, request as http1Request, type BodySink } from "../http1/client.ts";
 import { pumpBody, pumpStream, type PipedBody, type Pump } from "./upload.ts";
-import { webFlow, type Flow } from "./resume.ts";
+import type { Flow } from "./resume.ts";
 
 export interface UpstreamRequest {
   method: string;
@@ -40,7 +39,6 @@ export interface AnswerBody {
 
 const HOP_BY_HOP = new Set(["connection", "keep-alive", "transfer-encoding", "upgrade", "trailer", "te", "proxy-connection"]);
 const noBody = (method: string, status: number) => method === "HEAD" || status === 204 || status === 304;
-const ignore = () => {};
 const cutShort = (bucket: string) => new S3Error(502, "BadGateway", `The backend of bucket ${bucket} ended its answer early`);
 
 /** Certificate verification failures as BoringSSL names them, e.g. UNABLE_TO_VERIFY_LEAF_SIGNATURE, CERT_HAS_EXPIRED. */
@@ -67,23 +65,38 @@ export async function forward(up: UpstreamRequest, body: PipedBody | ReadableStr
   });
   // a PUT or POST without a body says so: S3 wants a length where a body could be (a body has its own)
   if (!BODYLESS.has(up.method) && !up.headers.has("content-length")) head += "content-length: 0\r\n";
+  if (request.signal.aborted) throw requestAborted();
   let pump: Pump | undefined;
   let failure: unknown;
+  let timedOut = false;
+  let timer: Timer | undefined;
+  // the deadline: a backend that has not answered `timeoutSeconds` after the whole request was sent
+  const sent = () => {
+    timer = setTimeout(() => {
+      timedOut = true;
+      request.abort();
+    }, timeoutSeconds * 1000);
+  };
   const fail = (e: unknown) => {
     failure = e;
     request.abort();
   };
+  const upload = body ? (sink: BodySink) => {
+    pump = body instanceof ReadableStream ? pumpStream(body, sink, sent, fail) : pumpBody(body, sink, sent, fail);
+  } : undefined;
+  if (!body) sent();
   try {
-    const answer = await within(request, bucket, timeoutSeconds, (arm) => {
-      if (!body) arm();
-      const upload = body ? (sink: BodySink) => {
-        pump = body instanceof ReadableStream ? pumpStream(body, sink, arm, fail) : pumpBody(body, sink, arm, fail);
-      } : undefined;
-      return http1Request(up.url.slice(0, path), up.tls, up.method, Buffer.from(head + "\r\n", "latin1"), request.signal, upload);
-    }, () => failure);
+    const answer = await http1Request(up.url.slice(0, path), up.tls, up.method, Buffer.from(head + "\r\n", "latin1"), request.signal, upload);
     const { status, statusText, rawHeaders } = answer.head;
     return flowAnswer(up.method, status, statusText, rawHeaders, answer.body, bucket);
+  } catch (e) {
+    if (failure) throw failure;
+    if (timedOut) throw backendTimeout(bucket, timeoutSeconds);
+    if (request.signal.aborted) throw requestAborted();
+    if (e instanceof ProtocolError) throw new S3Error(502, "BadGateway", `The backend of bucket ${bucket} sent an answer that is not HTTP/1.1 as osp reads it: ${e.message}`);
+    throw backendUnreachable(bucket, e);
   } finally {
+    clearTimeout(timer);
     // answered (a refusal may come before the whole body) or failed: the client is read no further
     pump?.stop();
   }
@@ -112,66 +125,6 @@ function flowAnswer(method: string, status: number, statusText: string, raw: str
     discard: () => void flow.destroy(),
   };
   return { status, statusText, headers, body: noBody(method, status) ? null : body };
-}
-
-/**
- * By fetch(), with a body osp reads itself. `request` is the client's request:
- * aborted when the client goes away, and here when the backend does not answer, which ends the
- * request too.
- */
-export async function forwardFetch(up: UpstreamRequest, body: ReadableStream<Uint8Array> | null, bucket: string, request: AbortController, timeoutSeconds: number): Promise<BackendAnswer> {
-  const res = await within(request, bucket, timeoutSeconds, (arm) => {
-    arm();
-    return fetch(up.url, {
-      method: up.method,
-      headers: up.headers,
-      body,
-      signal: request.signal,
-      redirect: "manual",
-      decompress: false,
-      duplex: "half", // a streamed request body
-      tls: up.tls,
-    });
-  });
-  // a copy (fetch's are immutable), made natively: a third of the cost of appending one by one
-  const headers = new Headers(res.headers);
-  for (const name of HOP_BY_HOP) headers.delete(name);
-  // res.body is touched only to stream it: once made, it is also the slower way to read a small body
-  const answer: AnswerBody = {
-    bytes: () => res.bytes().catch(() => Promise.reject(cutShort(bucket))),
-    stream: () => webFlow(res.body ?? new ReadableStream({ start: (c) => c.close() })),
-    discard: () => void res.body?.cancel().catch(ignore),
-  };
-  return { status: res.status, statusText: res.statusText, headers, body: noBody(up.method, res.status) ? null : answer };
-}
-
-/**
- * `ask` of the backend, given `seconds` to answer from when it calls `arm`: then `request` is
- * aborted, which ends the client's request too. Its failures are S3 errors; `failure` tells the
- * reason osp itself aborted it for, if it did.
- */
-async function within<T>(request: AbortController, bucket: string, seconds: number, ask: (arm: () => void) => Promise<T>, failure: () => unknown = () => undefined): Promise<T> {
-  if (request.signal.aborted) throw requestAborted();
-  let timedOut = false;
-  let timer: Timer | undefined;
-  const arm = () => {
-    timer = setTimeout(() => {
-      timedOut = true;
-      request.abort();
-    }, seconds * 1000);
-  };
-  try {
-    return await ask(arm);
-  } catch (e) {
-    const reason = failure();
-    if (reason) throw reason;
-    if (timedOut) throw backendTimeout(bucket, seconds);
-    if (request.signal.aborted) throw requestAborted();
-    if (e instanceof ProtocolError) throw new S3Error(502, "BadGateway", `The backend of bucket ${bucket} sent an answer that is not HTTP/1.1 as osp reads it: ${e.message}`);
-    throw backendUnreachable(bucket, e);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 export const backendTimeout = (bucket: string, seconds: number) =>

@@ -12,7 +12,7 @@ import { requireAllowed } from "./authorize.ts";
 import { upstreamAuth } from "../state/credentials.ts";
 import { bucketFor, upstreamUrl } from "./route.ts";
 import { resign } from "./resign.ts";
-import { forwardFetch } from "./forward.ts";
+import { forward } from "./forward.ts";
 import { respond } from "./respond.ts";
 import { header, uriEncode } from "../sigv4/sigv4.ts";
 import { bodyDeadline } from "./deadline.ts";
@@ -121,7 +121,7 @@ export async function postObject(p: Pipeline, req: ParsedRequest, body: Readable
   if (failure()) throw failure();
   const signed = await resign("PUT", url, headers, auth, bucket);
   const release = await p.backendSlot(bucket.endpoint.origin, request.signal);
-  const upstream = await forwardFetch({ method: "PUT", url, headers: signed, tls: bucket.tls }, length === 0 ? null : file, bucket.name, request, upstreamTimeout)
+  const upstream = await forward({ method: "PUT", url, headers: signed, tls: bucket.tls }, length === 0 ? null : file, bucket.name, request, upstreamTimeout)
     .catch((e) => {
       release();
       return Promise.reject(failure() ?? e);

@@ -18,7 +18,7 @@ import type { BackendAnswer } from "./forward.ts";
 
 /**
  * A body as sendBody reads it: "data" chunks while flowing, "end", and "close" (without "end" when
- * it was cut). osp's HTTP/1.1 client's bodies are; webFlow() makes one of a web stream.
+ * it was cut). osp's HTTP/1.1 client's bodies are (src/http1/client.ts), as node Readables are.
  */
 export interface Flow {
   on(event: "data", listener: (chunk: Uint8Array) => void): this;
@@ -28,56 +28,6 @@ export interface Flow {
   pause(): this;
   resume(): this;
   destroy(): this;
-}
-
-/**
- * A web stream (fetch()'s body) as a Flow: each chunk read is handed on at once, reading stops
- * while paused. Leaner than Readable.fromWeb, which buffers through a Readable of its own
- * (1 GiB GET: 1.18 against 1.02 s per GB for the web-stream loop it replaced; bench/README.md).
- */
-export function webFlow(stream: ReadableStream<Uint8Array>): Flow {
-  const reader = stream.getReader();
-  let paused = true;
-  let reading = false;
-  let over = false;
-  const flow = new EventEmitter() as EventEmitter & Flow;
-  const pump = async () => {
-    if (reading) return;
-    reading = true;
-    try {
-      while (!paused && !over) {
-        const { done, value } = await reader.read();
-        if (over) return;
-        if (done) {
-          over = true;
-          flow.emit("end");
-          return void flow.emit("close");
-        }
-        flow.emit("data", value);
-      }
-    } catch {
-      if (over) return;
-      over = true;
-      flow.emit("close");
-    } finally {
-      reading = false;
-    }
-  };
-  flow.pause = () => {
-    paused = true;
-    return flow;
-  };
-  flow.resume = () => {
-    paused = false;
-    void pump();
-    return flow;
-  };
-  flow.destroy = () => {
-    over = true;
-    reader.cancel().catch(() => {});
-    return flow;
-  };
-  return flow;
 }
 
 /** Sends the request again for bytes `first`-`last` of the object with this ETag. */

@@ -54,8 +54,9 @@ export function frontendName(config: Config, route: RouteConfig, backendBucket: 
 const CLIENT_AUTH_PARAMS = new Set([...PRESIGN_PARAMS, ...PRESIGN_V2_PARAMS]);
 
 /**
- * The backend URL of a key. fetch() resolves "." and ".." segments as a browser would, which
- * would address another key (or bucket), so such keys are refused rather than rewritten.
+ * The backend URL of a key. URL parsers (WHATWG's, and many a backend's router) resolve "." and
+ * ".." segments as a browser would, which would address another key (or bucket), so such keys are
+ * refused rather than rewritten.
  */
 export function upstreamUrl(bucket: BucketConfig, key: string, query: QueryPair[]): string {
   if (key.split("/").some((s) => s === "." || s === "..")) {

@@ -2,7 +2,7 @@
  * A plain upload body, written to the backend from the client's node:http stream straight onto
  * the backend's socket (src/http1/), without web streams in between. Per GB it costs less than the
  * reference proxy (bench/README.md). Bodies that osp decodes (aws-chunked, form uploads) are web
- * streams, sent by fetch().
+ * streams, written the same way by pumpStream.
  */
 import type { Readable } from "node:stream";
 import type { BodySink } from "../http1/client.ts";

@@ -70,7 +70,7 @@ const utf8 = new TextDecoder("utf-8", { fatal: true });
 
 /**
  * A header value as SigV4 canonicalizes it: trimmed, inner runs of white space made one space.
- * Values are byte strings (one char per byte, as node:http hands them over and fetch() sends
+ * Values are byte strings (one char per byte, as node:http hands them over and osp's client sends
  * them), so the signature covers the bytes on the wire. White space is judged on the value's
  * UTF-8 reading, as S3 servers do: 0xA0 is a space on its own but part of "à" in UTF-8.
  */
