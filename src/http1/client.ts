@@ -94,7 +94,7 @@ const aborted = () => Object.assign(new Error("aborted"), { name: "AbortError", 
 class Pool {
   private readonly idle: Connection[] = [];
 
-  constructor(private readonly endpoint: Endpoint) {}
+  constructor(private readonly key: string, private readonly endpoint: Endpoint) {}
 
   take(): Connection | undefined {
     const now = performance.now();
@@ -105,6 +105,10 @@ class Pool {
   }
 
   give(conn: Connection): void {
+    // let go by the sweeper while this connection was in use: back into the pool of its endpoint
+    const current = pools.get(this.key);
+    if (current && current !== this) return current.give(conn);
+    if (!current) pools.set(this.key, this);
     if (this.idle.length >= MAX_IDLE) return conn.close();
     conn.idleSince = performance.now();
     this.idle.push(conn);
@@ -174,7 +178,7 @@ function poolOf(origin: string, tls: TlsSettings): Pool {
     const https = url.protocol === "https:";
     // "[::1]" as URL writes it, "::1" as a socket takes it
     const hostname = url.hostname.replace(/^\[(.*)\]$/, "$1");
-    pools.set(key, (pool = new Pool({ hostname, port: Number(url.port) || (https ? 443 : 80), tls: https ? tls : undefined })));
+    pools.set(key, (pool = new Pool(key, { hostname, port: Number(url.port) || (https ? 443 : 80), tls: https ? tls : undefined })));
   }
   return pool;
 }

@@ -119,6 +119,18 @@ describe("osp's HTTP/1.1 client on its own", () => {
     b.server.close();
   });
 
+  test("a connection in use while its idle pool is let go goes back into use", async () => {
+    // the second answer takes longer than the sweeper's round (2 s), which finds no idle connection
+    const b = await socketBackend((socket, _c, _n, overall) => {
+      const answer = () => socket.write("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+      if (overall === 2) setTimeout(answer, 2500);
+      else answer();
+    });
+    for (let i = 0; i < 3; i++) expect(await text(await ask(b.url))).toBe("ok");
+    expect(b.counts()).toEqual({ connections: 1, requests: 3 });
+    b.server.close();
+  }, 10_000);
+
   test("an unreachable backend is a 502 naming the reason", async () => {
     const b = await socketBackend(() => {});
     b.server.close();
