@@ -98,7 +98,7 @@ export async function forward(up: UpstreamRequest, body: PipedBody | ReadableStr
   } finally {
     clearTimeout(timer);
     // answered (a refusal may come before the whole body) or failed: the client is read no further
-    pump?.stop();
+    pump?.();
   }
 }
 

@@ -11,7 +11,6 @@
  * blocks longer than its idle timeout (30 s). A steady reader straight from MinIO holds fewer
  * buffers and is not cut at the same pace (README, "Slow clients").
  */
-import { EventEmitter } from "node:events";
 import type { Writable } from "node:stream";
 import type { Release } from "../state/slots.ts";
 import type { BackendAnswer } from "./forward.ts";

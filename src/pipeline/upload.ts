@@ -28,12 +28,8 @@ export interface PipedBody {
   pace: { seconds: number; minRate: number };
 }
 
-export interface Pump {
-  /** Whether the whole body has been sent. */
-  readonly ended: boolean;
-  /** Stops reading the client (the upstream request is over). */
-  stop(): void;
-}
+/** Stops reading the body (the upstream request is over: answered, or failed). */
+export type Pump = () => void;
 
 /**
  * Pipes the body into `upstream` with backpressure. `sent` is called once it has all been sent;
@@ -71,14 +67,14 @@ export function pumpBody({ body, pace }: PipedBody, upstream: BodySink, sent: ()
   body.proceed();
   meter.waiting();
   source.resume();
-  return pumpOf(() => ended, () => {
+  return () => {
     if (stopped) return;
     stopped = true;
     meter.idle();
     source.off("data", onData).off("end", onEnd).off("close", onClose);
     body.unfinished = !ended;
     if (!ended) source.pause();
-  });
+  };
 }
 
 /**
@@ -110,18 +106,10 @@ export function pumpStream(stream: ReadableStream<Uint8Array>, upstream: BodySin
       if (!stopped) failed(e);
     }
   })();
-  return pumpOf(() => ended, () => {
+  return () => {
     if (stopped) return;
     stopped = true;
     wake?.();
     if (!ended) reader.cancel().catch(() => {});
-  });
+  };
 }
-
-/** A Pump of `stop`, with `ended` read when asked. */
-const pumpOf = (ended: () => boolean, stop: () => void): Pump => ({
-  get ended() {
-    return ended();
-  },
-  stop,
-});

@@ -62,7 +62,7 @@ describe("backends over HTTPS", () => {
     expect(sha256((await stored(`${prefix}a`))!)).toBe(sha256(data));
   });
 
-  test("plain (not aws-chunked) uploads, which go by node:https, verify with ca_file and skip verification with tls_verify = false", async () => {
+  test("plain (not aws-chunked) uploads, by osp's HTTP/1.1 client over TLS, verify with ca_file and skip verification with tls_verify = false", async () => {
     const data = randomBytes(1024 * 1024 + 3);
     for (const [bucket, key] of [[BUCKET, `${prefix}plain-ca`], ["tls-unverified", `${prefix}plain-unverified`]] as const) {
       const target = `/${bucket}/${key}`;
