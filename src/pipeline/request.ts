@@ -53,6 +53,8 @@ export function parseRequest(raw: RawRequest, id = newRequestId(), domains: read
   if (!target.startsWith("/")) throw new S3Error(400, "InvalidURI", "Couldn't parse the specified URI.");
   const q = target.indexOf("?");
   const rawPath = q < 0 ? target : target.slice(0, q);
+  // not a URI character (RFC 3986); a client that means a key with "\\" in it sends %5C
+  if (rawPath.includes("\\")) throw new S3Error(400, "InvalidURI", "Couldn't parse the specified URI.");
   const rawQuery = q < 0 ? "" : target.slice(q + 1);
   const headers = headerMap(raw.rawHeaders);
   checkFraming(headers);
@@ -88,10 +90,12 @@ const badRequest = (message: string) => new S3Error(400, "InvalidArgument", mess
  * as the client's fault, rather than failing later.
  */
 let validHost = "";
+/** What URL parsing would read as the end of the host or as user info. */
+const HOST = /^[^\s/?#@\\]+$/;
 function checkFraming(headers: HeaderMap): void {
   const host = headers.get("host");
   // clients send the same Host again and again: the last valid one is not parsed again
-  if (!host || host.length !== 1 || (host[0] !== validHost && !URL.canParse(`http://${host[0]}/`)))
+  if (!host || host.length !== 1 || (host[0] !== validHost && !(HOST.test(host[0]!) && URL.canParse(`http://${host[0]}/`))))
     throw badRequest("The request needs exactly one Host header naming a valid host[:port]");
   validHost = host[0]!;
   const length = headers.get("content-length");

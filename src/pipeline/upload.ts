@@ -16,6 +16,8 @@ export interface ClientBody {
   node: Readable;
   /** Sends "100 Continue" if the client waits for it: only once the request is authorized. */
   proceed(): void;
+  /** Whether the client may send its body: it did not wait for "100 Continue", or that was sent. */
+  readonly continued: boolean;
   /** Whether the body was piped upstream and not read to its end (the connection cannot go on). */
   unfinished: boolean;
   /** Bytes of it read so far, counted where they are read: a listener of its own would set it flowing. */

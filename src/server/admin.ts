@@ -3,6 +3,8 @@
  * one listener when both are the same port. Never on the S3 ports: a bucket may be called healthz.
  */
 import { createServer, type Server } from "node:http";
+import { Hono, type Context } from "hono";
+import { getRequestListener } from "@hono/node-server";
 import type { Config } from "../config.ts";
 import type { Generation } from "./generation.ts";
 
@@ -71,36 +73,31 @@ export interface AdminSources {
   generation: () => Generation;
 }
 
-/** The admin servers, not yet listening, each with its port. */
+/**
+ * The admin servers, not yet listening, each with its port: Hono apps, whose GET routes answer HEAD
+ * too; any other path or method is a 404.
+ */
 export function adminServers(config: Config, sources: AdminSources): { port: number; server: Server }[] {
   const { metricsPort, adminPort } = config.server;
-  const json = (status: number, body: object) => [status, { "content-type": "application/json" }, JSON.stringify(body) + "\n"] as const;
-  const routes = (port: number) => {
-    const r = new Map<string, () => Promise<readonly [number, Record<string, string>, string]>>();
+  const json = (c: Context, status: 200 | 503, body: object) => c.body(JSON.stringify(body) + "\n", status, { "content-type": "application/json" });
+  const app = (port: number) => {
+    const routes = new Hono();
     const metrics = sources.metrics;
-    if (port === metricsPort && metrics) r.set("/metrics", async () => [200, { "content-type": metrics.contentType }, await metrics.text()]);
+    if (port === metricsPort && metrics) routes.get("/metrics", async (c) => c.body(await metrics.text(), 200, { "content-type": metrics.contentType }));
     if (port === adminPort) {
-      r.set("/healthz", async () => json(200, { status: "ok" }));
-      r.set("/readyz", async () => {
+      routes.get("/healthz", (c) => json(c, 200, { status: "ok" }));
+      routes.get("/readyz", async (c) => {
         const current = sources.generation();
         const report = readiness(current, sources.workers(), await probeBackends(current.config));
-        return json(report.ready ? 200 : 503, report);
+        return json(c, report.ready ? 200 : 503, report);
       });
     }
-    return r;
+    routes.notFound((c) => c.body(null, 404));
+    routes.onError((e, c) => c.text(String(e), 500));
+    return routes;
   };
   return [...new Set([metricsPort, adminPort])].filter((p) => p !== undefined).map((port) => {
-    const r = routes(port);
-    const server = createServer(async (req, res) => {
-      const route = req.method === "GET" || req.method === "HEAD" ? r.get(req.url ?? "") : undefined;
-      if (!route) return res.writeHead(404).end();
-      try {
-        const [status, headers, body] = await route();
-        res.writeHead(status, headers).end(req.method === "HEAD" ? undefined : body);
-      } catch (e) {
-        res.writeHead(500).end(String(e));
-      }
-    });
+    const server = createServer(getRequestListener(app(port).fetch, { overrideGlobalObjects: false }));
     return { port, server };
   });
 }

@@ -1,7 +1,11 @@
-/** The Hono app: the proxy pipeline behind node:http, with request ids, S3 XML errors and metrics. */
-import { Hono } from "hono";
-import type { HttpBindings } from "@hono/node-server";
-import { RESPONSE_ALREADY_SENT } from "@hono/node-server/utils/response";
+/**
+ * The data path's request handler: the proxy pipeline behind node:http, with request ids, S3 XML
+ * errors and metrics. A plain node:http handler rather than a Hono app behind @hono/node-server:
+ * the S3 port has one route, and the adapter's web Request and Response per request cost 22-28 µs
+ * of CPU on a small GET (bench/README.md, "Fifth round"). The pipeline still speaks Web Responses.
+ */
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { Readable } from "node:stream";
 import { S3Error, errorResponse, internalError } from "../errors.ts";
 import { newRequestId, parseRequest, type ParsedRequest } from "../pipeline/request.ts";
 import { proxy, type Pipeline } from "../pipeline/proxy.ts";
@@ -11,12 +15,11 @@ import type { ClientBody } from "../pipeline/upload.ts";
 import { logAccess, logError } from "./log.ts";
 import type { Metrics } from "./metrics.ts";
 
-type Env = { Bindings: HttpBindings };
+export type RequestHandler = (incoming: IncomingMessage, outgoing: ServerResponse) => void;
 
-const awaitsContinue = (incoming: HttpBindings["incoming"]) => /^100-continue$/i.test(incoming.headers.expect ?? "");
-const continued = new WeakSet<object>();
+const awaitsContinue = (incoming: IncomingMessage) => /^100-continue$/i.test(incoming.headers.expect ?? "");
 /** As node:http frames it: a length, or chunked transfer coding. */
-const hasBody = (incoming: HttpBindings["incoming"]) =>
+const hasBody = (incoming: IncomingMessage) =>
   incoming.headers["transfer-encoding"] !== undefined || (incoming.headers["content-length"] !== undefined && incoming.headers["content-length"] !== "0");
 
 /**
@@ -24,23 +27,25 @@ const hasBody = (incoming: HttpBindings["incoming"]) =>
  * server.ts): it is sent when the body is first read or piped, which happens only once the request
  * has been authenticated and authorized, so a refused client never uploads.
  */
-function clientBody(request: Request, env: HttpBindings): ClientBody {
-  const proceed = () => {
-    if (awaitsContinue(env.incoming) && !continued.has(env.incoming)) {
-      continued.add(env.incoming);
-      env.outgoing.writeContinue();
-    }
-  };
+function clientBody(incoming: IncomingMessage, outgoing: ServerResponse): ClientBody {
+  let continued = !awaitsContinue(incoming);
   const body: ClientBody = {
-    node: env.incoming,
-    proceed,
+    node: incoming,
+    proceed() {
+      if (continued) return;
+      continued = true;
+      outgoing.writeContinue();
+    },
+    get continued() {
+      return continued;
+    },
     unfinished: false,
     received: 0,
     stream() {
-      const reader = request.body!.getReader();
+      const reader = (Readable.toWeb(incoming) as ReadableStream<Uint8Array>).getReader();
       return new ReadableStream<Uint8Array>({
         async pull(controller) {
-          proceed();
+          body.proceed();
           const { done, value } = await reader.read();
           if (done) return controller.close();
           body.received += value.length;
@@ -54,7 +59,7 @@ function clientBody(request: Request, env: HttpBindings): ClientBody {
 }
 
 /** Aborted when the client goes away before its response is complete. */
-function clientRequest(out: HttpBindings["outgoing"]): AbortController {
+function clientRequest(out: ServerResponse): AbortController {
   const request = new AbortController();
   out.once("close", () => out.writableFinished || request.abort());
   return request;
@@ -64,53 +69,52 @@ function clientRequest(out: HttpBindings["outgoing"]): AbortController {
  * `current` gives the pipeline of the configuration generation in force; a reload swaps it.
  * `metrics` only when they are served: collecting them costs CPU per request (README).
  */
-export function createApp(current: () => Pipeline, metrics?: Metrics): Hono<Env> {
-  const app = new Hono<Env>();
-  app.all("*", async (c) => {
-    // read once: a request finishes on the generation it started with
-    const pipeline = current();
-    const incoming = c.env.incoming;
-    const id = newRequestId();
-    const started = performance.now();
-    const measured = metrics?.begin(incoming, c.env.outgoing, pipeline.config.buckets);
-    let req: ParsedRequest | undefined;
-    let body: ClientBody | undefined;
-    let res: Response;
-    try {
-      req = parseRequest({
-        method: incoming.method ?? "GET", url: incoming.url ?? "/", rawHeaders: incoming.rawHeaders,
-        clientAddress: incoming.socket.remoteAddress ?? "", scheme: (incoming.socket as { encrypted?: boolean }).encrypted ? "https" : "http",
-      }, id, pipeline.config.server.domains);
-      // reading the body builds the adapter's whole web Request (URL, headers): only where there is one
-      body = req.method === "GET" || req.method === "HEAD" || !hasBody(incoming) ? undefined : clientBody(c.req.raw, c.env);
-      res = await proxy(pipeline, req, body ?? null, clientRequest(c.env.outgoing));
-    } catch (e) {
-      const err = e instanceof S3Error ? e : internalError();
-      if (!(e instanceof S3Error)) logError(id, e);
-      res = errorResponse(err, id, req ? req.rawPath : "/", incoming.method ?? "GET");
-    }
-    if (req) res = withCors(res, pipeline.config, req);
-    if (!res.headers.has("x-amz-request-id")) res.headers.set("x-amz-request-id", id);
-    // refused before "100 Continue", or a body that stopped coming: the rest of the body is not read,
-    // so this connection cannot carry another request
-    if ((awaitsContinue(incoming) && !continued.has(incoming)) || body?.unfinished || res.headers.get("x-osp-error-code") === "RequestTimeout")
-      res.headers.set("connection", "close");
-    if (pipeline.config.server.accessLog) logAccess(id, req, incoming, res.status, performance.now() - started);
-    measured?.done({ method: incoming.method ?? "GET", bucket: req?.bucket ?? "", operation: req?.operation ?? "Unknown", status: res.status, error: res.headers.get("x-osp-error-code") ?? undefined }, body);
-    // osp's own short documents (errors, listings) have no length yet: the adapter reads them whole
-    // and sends their Content-Length
-    if (!(res instanceof StreamedResponse) && (!res.body || incoming.method === "HEAD" || !res.headers.has("content-length"))) return res;
-    await writeResponse(res, c.env.outgoing);
-    return RESPONSE_ALREADY_SENT;
-  });
-  return app;
+export function createHandler(current: () => Pipeline, metrics?: Metrics): RequestHandler {
+  // read once: a request finishes on the generation it started with
+  return (incoming, outgoing) => void handle(current(), incoming, outgoing, metrics);
+}
+
+async function handle(pipeline: Pipeline, incoming: IncomingMessage, outgoing: ServerResponse, metrics: Metrics | undefined): Promise<void> {
+  const id = newRequestId();
+  const started = performance.now();
+  const method = incoming.method ?? "GET";
+  const measured = metrics?.begin(incoming, outgoing, pipeline.config.buckets);
+  let req: ParsedRequest | undefined;
+  let body: ClientBody | undefined;
+  let res: Response;
+  try {
+    req = parseRequest({
+      method, url: incoming.url ?? "/", rawHeaders: incoming.rawHeaders,
+      clientAddress: incoming.socket.remoteAddress ?? "", scheme: (incoming.socket as { encrypted?: boolean }).encrypted ? "https" : "http",
+    }, id, pipeline.config.server.domains);
+    body = req.method === "GET" || req.method === "HEAD" || !hasBody(incoming) ? undefined : clientBody(incoming, outgoing);
+    res = await proxy(pipeline, req, body ?? null, clientRequest(outgoing));
+  } catch (e) {
+    const err = e instanceof S3Error ? e : internalError();
+    if (!(e instanceof S3Error)) logError(id, e);
+    res = errorResponse(err, id, req ? req.rawPath : "/", method);
+  }
+  if (req) res = withCors(res, pipeline.config, req);
+  if (!res.headers.has("x-amz-request-id")) res.headers.set("x-amz-request-id", id);
+  // refused before "100 Continue", or a body that stopped coming: the rest of the body is not read,
+  // so this connection cannot carry another request
+  if ((awaitsContinue(incoming) && !body?.continued) || body?.unfinished || res.headers.get("x-osp-error-code") === "RequestTimeout")
+    res.headers.set("connection", "close");
+  if (pipeline.config.server.accessLog) logAccess(id, req, incoming, res.status, performance.now() - started);
+  measured?.done({ method, bucket: req?.bucket ?? "", operation: req?.operation ?? "Unknown", status: res.status, error: res.headers.get("x-osp-error-code") ?? undefined }, body);
+  try {
+    await writeResponse(res, method, outgoing);
+  } catch (e) {
+    logError(id, e);
+    outgoing.destroy();
+  }
 }
 
 /**
- * A response with a body and its length, written to node:http: one that is in memory in one call;
- * one from the backend piped as it comes (resume.ts).
+ * A response written to node:http: a backend body piped as it comes (resume.ts); anything else,
+ * osp's own short documents (errors, listings) and small backend bodies, in one call with its length.
  */
-async function writeResponse(res: Response, out: HttpBindings["outgoing"]): Promise<void> {
+async function writeResponse(res: Response, method: string, out: ServerResponse): Promise<void> {
   const headers: Record<string, string | string[]> = {};
   res.headers.forEach((value, name) => {
     headers[name] = value;
@@ -121,8 +125,10 @@ async function writeResponse(res: Response, out: HttpBindings["outgoing"]): Prom
     out.writeHead(res.status, res.statusText, headers);
     return sendBody(res.backend, out);
   }
-  const body = await res.bytes().catch(() => undefined);
-  if (!body) return void out.destroy();
-  out.writeHead(res.status, res.statusText, headers);
+  // HEAD's length is the object's, as the backend gave it
+  const body = res.body && method !== "HEAD" ? await res.bytes() : undefined;
+  if (body) headers["content-length"] = String(body.byteLength);
+  else if (res.body) void res.body.cancel();
+  out.writeHead(res.status, res.statusText || undefined, headers);
   out.end(body);
 }

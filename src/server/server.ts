@@ -1,22 +1,19 @@
 /**
  * The process model: a primary that keeps `workers` node:cluster workers alive, each serving the
- * Hono app over node:http on the shared port. node:http (not Bun.serve) because it hands over the
- * raw request target and keeps Content-Length on streamed responses; see the README for figures.
+ * request handler (app.ts) over node:http on the shared port. node:http (not Bun.serve) because it
+ * hands over the raw request target and keeps Content-Length on streamed responses (README).
  */
 import cluster, { type Worker } from "node:cluster";
 import { availableParallelism } from "node:os";
 import { createServer, type Server } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
 import { readFileSync } from "node:fs";
-import { getRequestListener } from "@hono/node-server";
 import { AggregatorRegistry } from "prom-client";
 import type { Config } from "../config.ts";
 import type { Hooks } from "../hooks.ts";
-import { createApp } from "./app.ts";
+import { createHandler } from "./app.ts";
 import { createMetrics, registry, type Metrics } from "./metrics.ts";
 import type { Pipeline } from "../pipeline/proxy.ts";
-import { S3Error, errorResponse } from "../errors.ts";
-import { newRequestId } from "../pipeline/request.ts";
 import { firstHeldPort, sharedPort } from "./port.ts";
 import { adminServers, type AdminSources } from "./admin.ts";
 import { Live, type Generation } from "./generation.ts";
@@ -94,8 +91,7 @@ function refuse(port: number, bind: string, code = "EADDRINUSE"): never {
 
 /** The listeners of one process: HTTP/1.1, plain and/or over TLS. */
 function serve(config: Config, current: () => Pipeline, metrics: Metrics | undefined): Server[] {
-  const app = createApp(current, metrics);
-  const listener = getRequestListener(app.fetch, { overrideGlobalObjects: false, errorHandler: badRequestTarget });
+  const listener = createHandler(current, metrics);
   const { bind, httpPort, httpsPort, tlsCert, tlsKey } = config.server;
   const servers: Server[] = [];
   if (httpPort !== undefined) {
@@ -136,10 +132,6 @@ function listen<S extends Server>(server: S, url: string, port: number, bind: st
   });
   return server;
 }
-
-/** The adapter refuses request targets HTTP does not allow (a raw "\\", a bad Host) before the app runs. */
-const badRequestTarget = () =>
-  errorResponse(new S3Error(400, "InvalidURI", "Couldn't parse the specified URI."), newRequestId(), "/", "GET");
 
 /** /metrics, /healthz and /readyz, on their own ports (see admin.ts). */
 function serveAdmin(config: Config, sources: AdminSources): void {

@@ -4,6 +4,7 @@
  * ASCII. Every refused request must leave the backend untouched, checked on MinIO directly.
  */
 import { afterAll, describe, expect, test } from "bun:test";
+import { connect } from "node:net";
 import { DeleteObjectCommand, GetObjectCommand, GetObjectTaggingCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand } from "@aws-sdk/client-s3";
 import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
 import { bucketToml, keyToml, serverToml } from "../harness/env.ts";
@@ -27,6 +28,40 @@ async function stored(key: string): Promise<boolean> {
 
 const headerLines = (headers: Record<string, string>) => Object.entries(headers).map(([k, v]) => `${k}: ${v}`);
 const target = (url: string) => url.slice(url.indexOf("/", url.indexOf("//") + 2));
+
+/** One kept-alive connection: requests sent one after the other, each answer read by its Content-Length. */
+async function keptAlive(base: string) {
+  const u = new URL(base);
+  let received = Buffer.alloc(0);
+  let wake = () => {};
+  const socket = connect({ host: u.hostname, port: Number(u.port) });
+  await new Promise((ready) => socket.once("connect", ready));
+  socket.on("data", (c: Buffer) => {
+    received = Buffer.concat([received, c]);
+    wake();
+  });
+  socket.on("close", () => wake());
+  const answer = async (): Promise<{ status: number; body: string }> => {
+    for (;;) {
+      const text = received.toString("latin1");
+      const end = text.indexOf("\r\n\r\n");
+      const length = Number(/\r\ncontent-length: *(\d+)/i.exec(text.slice(0, end))?.[1] ?? 0);
+      if (end >= 0 && received.length >= end + 4 + length) {
+        received = received.subarray(end + 4 + length);
+        return { status: Number(text.slice(9, 12)), body: text.slice(end + 4, end + 4 + length) };
+      }
+      if (socket.destroyed) throw new Error("the connection was closed before a whole answer");
+      await new Promise<void>((r) => (wake = r));
+    }
+  };
+  return {
+    exchange: (lines: string[], body = "") => {
+      socket.write(Buffer.from([...lines, "", body].join("\r\n"), "latin1"));
+      return answer();
+    },
+    close: () => socket.destroy(),
+  };
+}
 
 /** A PUT presigned by the admin key (only host signed, as SDKs do) for one key. */
 async function presignedPut(key: string): Promise<string> {
@@ -172,10 +207,17 @@ describe("requests S3 would refuse", () => {
     expect(await stored(other)).toBe(false);
   });
 
-  test.each(["1.2.3.4.5", "999.1.1.1", "bucket.127.0.0.1", "[::1", "a:b:c"])("Host: %s is the client's fault: 400, S3 XML", async (badHost) => {
+  test.each(["1.2.3.4.5", "999.1.1.1", "bucket.127.0.0.1", "[::1", "a:b:c", "a/b", "user@host", "a\\b"])("Host: %s is the client's fault: 400, S3 XML", async (badHost) => {
     const res = await rawExchange(env.ospEndpoint, [`GET /${bucket}/x HTTP/1.1`, `Host: ${badHost}`]);
     expect(res.status).toBe(400);
     if (res.body) expect(xmlCode(res.body)).toMatch(/^(InvalidArgument|InvalidURI)$/);
+  });
+
+  test("a raw backslash in the path is the client's fault: 400 InvalidURI, nothing stored", async () => {
+    const key = `${prefix}back\\slash`;
+    const res = await rawExchange(env.ospEndpoint, [`PUT /${bucket}/${key} HTTP/1.1`, ...headerLines(await signedPut(key))], "hello");
+    expect([res.status, xmlCode(res.body)]).toEqual([400, "InvalidURI"]);
+    expect(await stored(key)).toBe(false);
   });
 
   test("two Host headers are refused", async () => {
@@ -183,6 +225,24 @@ describe("requests S3 would refuse", () => {
     const res = await rawExchange(env.ospEndpoint, [`PUT /${bucket}/${key} HTTP/1.1`, ...headerLines(await signedPut(key)), "Host: other.example"], "hello");
     expect(res.status).toBe(400);
     expect(await stored(key)).toBe(false);
+  });
+
+  test("an upload refused before its body was read: the client reads the error, nothing is stored, the same connection carries the next request", async () => {
+    const key = `${prefix}refused-then-next`;
+    // far more than the sockets buffer: node:http reads the rest and drops it
+    const body = "x".repeat(16 * 1024 * 1024);
+    const signed = await signedPut(key, { "content-length": String(body.length) });
+    const wrong = { ...signed, authorization: signed.authorization!.replace(/Signature=\w+/, `Signature=${"0".repeat(64)}`) };
+    const get = await signRaw("GET", env.ospEndpoint, `/${bucket}/${key}`, {}, env.accessKey, env.secretKey);
+    const conn = await keptAlive(env.ospEndpoint);
+    try {
+      const refused = await conn.exchange([`PUT /${bucket}/${key} HTTP/1.1`, ...headerLines(wrong)], body);
+      expect([refused.status, xmlCode(refused.body)]).toEqual([403, "SignatureDoesNotMatch"]);
+      const next = await conn.exchange([`GET /${bucket}/${key} HTTP/1.1`, ...headerLines(get)]);
+      expect([next.status, xmlCode(next.body)]).toEqual([404, "NoSuchKey"]);
+    } finally {
+      conn.close();
+    }
   });
 
   test("UTF-8 metadata is signed and stored as the bytes sent", async () => {

@@ -110,7 +110,7 @@ describe("osp's HTTP/1.1 client on its own", () => {
     // a backend that refuses an upload at once and keeps the connection open
     const b = await socketBackend((socket) => socket.write("HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n"));
     const node = new PassThrough();
-    const body: ClientBody = { node, proceed() {}, unfinished: false, received: 0, stream: () => { throw new Error("not read as a web stream"); } };
+    const body: ClientBody = { node, proceed() {}, continued: true, unfinished: false, received: 0, stream: () => { throw new Error("not read as a web stream"); } };
     node.write("part of the body");
     const refused = await forward({ method: "PUT", url: b.url, headers: new Headers({ "content-length": "100000" }), tls }, { body, pace: { seconds: 30, minRate: 1 } }, "b", new AbortController(), 5);
     expect({ status: refused.status, unfinished: body.unfinished, received: body.received }).toEqual({ status: 403, unfinished: true, received: 16 });
