@@ -158,7 +158,7 @@ async function microbench(iterations: number): Promise<string[]> {
   await time("authenticate: verify the client's SigV4 (canonical request, key derivation, HMAC, compare)", () => authenticate(req, lookup, Date.now(), { maxClockSkew: 900, sigv2: true }));
   let fwd: Headers | undefined;
   await time("forwardedHeaders: the headers the backend gets", () => (fwd = forwardedHeaders(req.headers, req.headers ? [...req.headers.keys()] : [], { "x-amz-content-sha256": "UNSIGNED-PAYLOAD" })));
-  await time("resign: aws4fetch AwsV4Signer.sign() for the backend", () => resign("GET", "http://127.0.0.1:9000/bench/obj-1k", new Headers(fwd), creds, "us-east-1"));
+  await time("resign: aws4fetch AwsV4Signer.sign() for the backend", () => resign("GET", "http://127.0.0.1:9000/bench/obj-1k", new Map(fwd), creds, "us-east-1"));
   const enc = new TextEncoder();
   const key = await crypto.subtle.importKey("raw", enc.encode("k"), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
   await time("for scale: crypto.subtle.sign HMAC-SHA256, imported key", () => crypto.subtle.sign("HMAC", key, enc.encode("data")));

@@ -12,7 +12,7 @@ import { requireAllowed } from "./authorize.ts";
 import { upstreamAuth } from "../state/credentials.ts";
 import { bucketFor, upstreamUrl } from "./route.ts";
 import { resign } from "./resign.ts";
-import { forward } from "./forward.ts";
+import { forward, type BackendHeaders } from "./forward.ts";
 import { respond } from "./respond.ts";
 import { header, uriEncode } from "../sigv4/sigv4.ts";
 import { bodyDeadline } from "./deadline.ts";
@@ -49,8 +49,8 @@ export function taggingHeader(xml: string): string {
 }
 
 /** The headers of the object as the form describes it. */
-export function objectHeaders(fields: Map<string, string>, fileType: string | undefined): Headers {
-  const h = new Headers();
+export function objectHeaders(fields: Map<string, string>, fileType: string | undefined): BackendHeaders {
+  const h: BackendHeaders = new Map();
   if (fileType) h.set("content-type", headerValue("file", fileType));
   for (const [name, value] of fields) {
     if (OBJECT_HEADER.test(name)) {

@@ -62,7 +62,7 @@ export function createPipeline(config: Config, hooks: Hooks, events: PipelineEve
     events,
   };
   p.buckets = createBucketLister(config, async (token, bucket, method, url) => {
-    const headers = await resign(method, url, new Headers(), await upstreamAuth(await p.credentials(token, bucket), p.tokens), bucket);
+    const headers = await resign(method, url, new Map(), await upstreamAuth(await p.credentials(token, bucket), p.tokens), bucket);
     return forward({ method, url, headers, tls: bucket.tls }, null, bucket.name, new AbortController(), Math.min(LIST_TIMEOUT, config.server.upstreamTimeout));
   });
   return p;

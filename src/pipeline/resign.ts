@@ -3,6 +3,7 @@
 import type { BucketConfig } from "../config.ts";
 import type { UpstreamAuth } from "../state/credentials.ts";
 import { canonicalHeaders, signature, type HeaderMap } from "../sigv4/sigv4.ts";
+import type { BackendHeaders } from "./forward.ts";
 
 /** Headers of the client's hop or of its own signature: never forwarded, signed or not. */
 const NOT_FORWARDED = new Set([
@@ -32,15 +33,20 @@ const FORWARDED_UNSIGNED = new Set([
  * The client's headers as they go upstream: those it signed and the harmless ones above, minus
  * its hop and signature; an override of null removes a header.
  */
-export function forwardedHeaders(headers: HeaderMap, signed: readonly string[], overrides: Record<string, string | null>): Headers {
-  const connectionTokens = new Set((headers.get("connection") ?? []).flatMap((v) => v.split(",").map((t) => t.trim().toLowerCase())));
-  const out = new Headers();
+export function forwardedHeaders(headers: HeaderMap, signed: readonly string[], overrides: Record<string, string | null>): BackendHeaders {
+  const connection = headers.get("connection");
+  const connectionTokens = connection && new Set(connection.flatMap((v) => v.split(",").map((t) => t.trim().toLowerCase())));
+  const out: BackendHeaders = new Map();
   for (const [name, values] of headers) {
-    if (NOT_FORWARDED.has(name) || connectionTokens.has(name) || name in overrides) continue;
+    if (NOT_FORWARDED.has(name) || connectionTokens?.has(name) || name in overrides) continue;
     if (!FORWARDED_UNSIGNED.has(name) && !signed.includes(name)) continue;
-    for (const v of values) out.append(name, v);
+    // repeated headers as one, the way HTTP allows and fetch's Headers did
+    out.set(name, values.length === 1 ? values[0]! : values.join(", "));
   }
-  for (const [name, v] of Object.entries(overrides)) if (v !== null) out.set(name, v);
+  for (const name in overrides) {
+    const v = overrides[name];
+    if (v != null) out.set(name, v);
+  }
   return out;
 }
 
@@ -65,7 +71,7 @@ function amzDate(now: number): string {
  * `url` is upstreamUrl's: its path and query are already S3-encoded and sorted, so they are signed
  * as they are, without aws4fetch's constructor parsing the URL and copying the headers again.
  */
-export async function resign(method: string, url: string, headers: Headers, auth: UpstreamAuth, bucket: Pick<BucketConfig, "region" | "serviceInstanceId">): Promise<Headers> {
+export async function resign(method: string, url: string, headers: BackendHeaders, auth: UpstreamAuth, bucket: Pick<BucketConfig, "region" | "serviceInstanceId">): Promise<BackendHeaders> {
   if (auth.kind === "bearer") {
     headers.set("authorization", `Bearer ${auth.token}`);
     if (bucket.serviceInstanceId && !headers.has("ibm-service-instance-id")) headers.set("ibm-service-instance-id", bucket.serviceInstanceId);
@@ -79,9 +85,7 @@ export async function resign(method: string, url: string, headers: Headers, auth
   const pathStart = url.indexOf("/", authority);
   const query = url.indexOf("?", pathStart);
   const values: HeaderMap = new Map([["host", [url.slice(authority, pathStart)]]]);
-  headers.forEach((value, name) => {
-    if (!UNSIGNED.has(name)) values.set(name, [value]);
-  });
+  for (const [name, value] of headers) if (!UNSIGNED.has(name)) values.set(name, [value]);
   const signedHeaders = [...values.keys()].sort();
   const scope = { datetime, region: bucket.region, service: "s3" };
   const sig = await signature({

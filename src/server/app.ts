@@ -12,23 +12,25 @@ import { proxy, type Pipeline } from "../pipeline/proxy.ts";
 import { withCors } from "../pipeline/cors.ts";
 import { sendBody, StreamedResponse } from "../pipeline/resume.ts";
 import type { ClientBody } from "../pipeline/upload.ts";
+import { header, type HeaderMap } from "../sigv4/sigv4.ts";
 import { logAccess, logError } from "./log.ts";
 import type { Metrics } from "./metrics.ts";
 
 export type RequestHandler = (incoming: IncomingMessage, outgoing: ServerResponse) => void;
 
-const awaitsContinue = (incoming: IncomingMessage) => /^100-continue$/i.test(incoming.headers.expect ?? "");
+// both read the headers as parsed by osp (request.ts): node's `headers` object is built on first
+// use, at a cost per request
+const awaitsContinue = (expect: string | undefined) => expect !== undefined && /^100-continue$/i.test(expect);
 /** As node:http frames it: a length, or chunked transfer coding. */
-const hasBody = (incoming: IncomingMessage) =>
-  incoming.headers["transfer-encoding"] !== undefined || (incoming.headers["content-length"] !== undefined && incoming.headers["content-length"] !== "0");
+const hasBody = (headers: HeaderMap) => headers.has("transfer-encoding") || (headers.has("content-length") && headers.get("content-length")![0] !== "0");
 
 /**
  * The request body. For "Expect: 100-continue" the server does not answer 100 by itself (see
  * server.ts): it is sent when the body is first read or piped, which happens only once the request
  * has been authenticated and authorized, so a refused client never uploads.
  */
-function clientBody(incoming: IncomingMessage, outgoing: ServerResponse): ClientBody {
-  let continued = !awaitsContinue(incoming);
+function clientBody(incoming: IncomingMessage, outgoing: ServerResponse, expect: string | undefined): ClientBody {
+  let continued = !awaitsContinue(expect);
   const body: ClientBody = {
     node: incoming,
     proceed() {
@@ -87,7 +89,7 @@ async function handle(pipeline: Pipeline, incoming: IncomingMessage, outgoing: S
       method, url: incoming.url ?? "/", rawHeaders: incoming.rawHeaders,
       clientAddress: incoming.socket.remoteAddress ?? "", scheme: (incoming.socket as { encrypted?: boolean }).encrypted ? "https" : "http",
     }, id, pipeline.config.server.domains);
-    body = req.method === "GET" || req.method === "HEAD" || !hasBody(incoming) ? undefined : clientBody(incoming, outgoing);
+    body = req.method === "GET" || req.method === "HEAD" || !hasBody(req.headers) ? undefined : clientBody(incoming, outgoing, header(req.headers, "expect"));
     res = await proxy(pipeline, req, body ?? null, clientRequest(outgoing));
   } catch (e) {
     const err = e instanceof S3Error ? e : internalError();
@@ -98,7 +100,8 @@ async function handle(pipeline: Pipeline, incoming: IncomingMessage, outgoing: S
   if (!res.headers.has("x-amz-request-id")) res.headers.set("x-amz-request-id", id);
   // refused before "100 Continue", or a body that stopped coming: the rest of the body is not read,
   // so this connection cannot carry another request
-  if ((awaitsContinue(incoming) && !body?.continued) || body?.unfinished || res.headers.get("x-osp-error-code") === "RequestTimeout")
+  const expect = req ? header(req.headers, "expect") : incoming.headers.expect;
+  if ((awaitsContinue(expect) && !body?.continued) || body?.unfinished || res.headers.get("x-osp-error-code") === "RequestTimeout")
     res.headers.set("connection", "close");
   if (pipeline.config.server.accessLog) logAccess(id, req, incoming, res.status, performance.now() - started);
   measured?.done({ method, bucket: req?.bucket ?? "", operation: req?.operation ?? "Unknown", status: res.status, error: res.headers.get("x-osp-error-code") ?? undefined }, body);

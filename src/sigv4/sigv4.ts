@@ -12,8 +12,13 @@ import { S3Error } from "../errors.ts";
 
 export type QueryPair = [name: string, value: string];
 
+const UNRESERVED = /^[A-Za-z0-9\-._~]*$/;
+const UNRESERVED_OR_SLASH = /^[A-Za-z0-9\-._~/]*$/;
+
 /** S3's UriEncode: every byte but A-Z a-z 0-9 - . _ ~ (and "/" when keepSlash) as %XX. */
 export function uriEncode(s: string, keepSlash: boolean): string {
+  // most keys need no encoding at all
+  if ((keepSlash ? UNRESERVED_OR_SLASH : UNRESERVED).test(s)) return s;
   const e = encodeURIComponent(s).replace(/[!'()*]/g, (c) => "%" + c.charCodeAt(0).toString(16).toUpperCase());
   return keepSlash ? e.replace(/%2F/g, "/") : e;
 }
@@ -67,6 +72,8 @@ export function headerMap(rawHeaders: string[]): HeaderMap {
 export const header = (h: HeaderMap, name: string): string | undefined => h.get(name)?.join(",");
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });
+/** Printable ASCII words with single spaces between them: canonical already. */
+const CANONICAL = /^[!-~]+(?: [!-~]+)*$/;
 
 /**
  * A header value as SigV4 canonicalizes it: trimmed, inner runs of white space made one space.
@@ -75,6 +82,7 @@ const utf8 = new TextDecoder("utf-8", { fatal: true });
  * UTF-8 reading, as S3 servers do: 0xA0 is a space on its own but part of "à" in UTF-8.
  */
 export function canonicalValue(v: string): string {
+  if (CANONICAL.test(v)) return v;
   if (/^[\x00-\x7f]*$/.test(v)) return v.trim().replace(/\s+/g, " ");
   let text: string;
   try {
@@ -112,49 +120,51 @@ export function parseCredential(credential: string, bad: (m: string) => S3Error)
   const parts = credential.split("/");
   if (parts.length < 5 || parts[parts.length - 1] !== "aws4_request")
     throw bad(`the Credential is malformed; expecting "<YOUR-AKID>/YYYYMMDD/REGION/SERVICE/aws4_request"`);
-  const [date, region, service] = parts.slice(-4, -1) as [string, string, string];
-  const accessKey = parts.slice(0, -4).join("/");
+  const n = parts.length;
+  const date = parts[n - 4]!;
+  const region = parts[n - 3]!;
+  const service = parts[n - 2]!;
+  const accessKey = n === 5 ? parts[0]! : parts.slice(0, -4).join("/");
   if (!/^\d{8}$/.test(date) || !SCOPE_PART.test(region) || !accessKey) throw bad("the Credential is malformed");
   if (service !== "s3") throw bad(`the Credential names service ${JSON.stringify(service)}; expecting "s3"`);
   return { accessKey, date, region, service };
 }
 
+const SIGNED_HEADERS = /^[a-z0-9-]+(;[a-z0-9-]+)*$/;
+
 function parseSignedHeaders(s: string, bad: (m: string) => S3Error): string[] {
-  const names = s.split(";");
-  if (!names.includes("host") || names.some((n) => !/^[a-z0-9-]+$/.test(n))) throw bad("SignedHeaders must be lower-case names including host");
+  const names = SIGNED_HEADERS.test(s) ? s.split(";") : [];
+  if (!names.includes("host")) throw bad("SignedHeaders must be lower-case names including host");
   return names;
 }
 
 const AUTHORIZATION_PARAMS = new Set(["Credential", "SignedHeaders", "Signature"]);
+const malformed = (m: string) => new S3Error(400, "AuthorizationHeaderMalformed", `The authorization header is malformed; ${m}`);
 
 /** Reads the SigV4 parameters of an Authorization header. */
 export function parseAuthorization(value: string, datetime: string | undefined): SignedRequestInfo {
-  const bad = (m: string) => new S3Error(400, "AuthorizationHeaderMalformed", `The authorization header is malformed; ${m}`);
   if (value.startsWith("AWS4-ECDSA-P256-SHA256 "))
     throw new S3Error(501, "NotImplemented", "SigV4a (AWS4-ECDSA-P256-SHA256) signatures are not supported; sign with SigV4");
-  if (!value.startsWith("AWS4-HMAC-SHA256 ")) throw bad("the authorization algorithm is not AWS4-HMAC-SHA256");
+  if (!value.startsWith("AWS4-HMAC-SHA256 ")) throw malformed("the authorization algorithm is not AWS4-HMAC-SHA256");
   // exactly Credential, SignedHeaders and Signature, once each: anything else is not what was signed
-  const params = new Map<string, string>();
+  let credential: string | undefined;
+  let signedHeaders: string | undefined;
+  let signature: string | undefined;
   for (const part of value.slice(17).split(",")) {
     const i = part.indexOf("=");
-    const name = part.slice(0, Math.max(i, 0)).trim();
-    if (!AUTHORIZATION_PARAMS.has(name)) throw bad(`unexpected parameter ${JSON.stringify(part.trim().slice(0, 40))}`);
-    if (params.has(name)) throw bad(`${name} is given more than once`);
-    params.set(name, part.slice(i + 1).trim());
+    const name = i < 0 ? "" : part.slice(0, i).trim();
+    const v = part.slice(i + 1).trim();
+    if (name === "Credential" && credential === undefined) credential = v;
+    else if (name === "SignedHeaders" && signedHeaders === undefined) signedHeaders = v;
+    else if (name === "Signature" && signature === undefined) signature = v;
+    else if (AUTHORIZATION_PARAMS.has(name)) throw malformed(`${name} is given more than once`);
+    else throw malformed(`unexpected parameter ${JSON.stringify(part.trim().slice(0, 40))}`);
   }
-  const credential = params.get("Credential");
-  const signedHeaders = params.get("SignedHeaders");
-  const signature = params.get("Signature");
-  if (!credential || !signedHeaders || !signature) throw bad("Credential, SignedHeaders and Signature are required");
+  if (!credential || !signedHeaders || !signature) throw malformed("Credential, SignedHeaders and Signature are required");
   if (!datetime || !DATETIME.test(datetime))
     throw new S3Error(403, "AccessDenied", "AWS authentication requires a valid x-amz-date header");
-  return {
-    presigned: false,
-    ...parseCredential(credential, bad),
-    signedHeaders: parseSignedHeaders(signedHeaders, bad),
-    signature,
-    datetime,
-  };
+  const { accessKey, date, region, service } = parseCredential(credential, malformed);
+  return { presigned: false, accessKey, date, region, service, signedHeaders: parseSignedHeaders(signedHeaders, malformed), signature, datetime };
 }
 
 /** The query parameters of a presigned URL's own signature. */

@@ -36,7 +36,7 @@ async function socketBackend(onRequest: (socket: Socket, connection: number, nth
 
 const tls = { rejectUnauthorized: true } as UpstreamRequest["tls"];
 const text = async (a: BackendAnswer) => new TextDecoder().decode(await a.body!.bytes());
-const ask = (url: string, method = "GET", timeout = 5, headers = new Headers()) =>
+const ask = (url: string, method = "GET", timeout = 5, headers: Map<string, string> = new Map()) =>
   forward({ method, url, headers, tls }, null, "b", new AbortController(), timeout);
 const failure = (p: Promise<unknown>) => p.then(() => undefined, (e) => (e instanceof S3Error ? { status: e.status, code: e.code, message: e.message } : e));
 
@@ -68,10 +68,18 @@ describe("osp's HTTP/1.1 client on its own", () => {
   test("the request as sent: the target as built, host, the headers, and a length of 0 for a PUT without body", async () => {
     const b = await socketBackend((socket) => socket.write("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"));
     const port = new URL(b.url).port;
-    await ask(`${b.url}?uploads=&x=a%20b`, "GET", 5, new Headers({ "x-amz-meta-name": "caf\xe9" }));
+    await ask(`${b.url}?uploads=&x=a%20b`, "GET", 5, new Map([["x-amz-meta-name", "caf\xe9"]]));
     await ask(b.url, "PUT");
     expect(b.heads[0]).toBe(`GET /b/k?uploads=&x=a%20b HTTP/1.1\r\nhost: 127.0.0.1:${port}\r\nx-amz-meta-name: caf\xe9`);
     expect(b.heads[1]).toBe(`PUT /b/k HTTP/1.1\r\nhost: 127.0.0.1:${port}\r\ncontent-length: 0`);
+    b.server.close();
+  });
+
+  test("a header value that could end its line (a token from a hook, say) is refused before anything is sent", async () => {
+    const b = await socketBackend((socket) => socket.write("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"));
+    for (const value of ["t\r\nx-amz-acl: public-read", "t\nx", "t\rx", "t\0x"])
+      expect(await failure(ask(b.url, "GET", 5, new Map([["authorization", `Bearer ${value}`]])))).toMatchObject({ status: 500, code: "InternalError" });
+    expect(b.counts()).toEqual({ connections: 0, requests: 0 });
     b.server.close();
   });
 
@@ -112,7 +120,7 @@ describe("osp's HTTP/1.1 client on its own", () => {
     const node = new PassThrough();
     const body: ClientBody = { node, proceed() {}, continued: true, unfinished: false, received: 0, stream: () => { throw new Error("not read as a web stream"); } };
     node.write("part of the body");
-    const refused = await forward({ method: "PUT", url: b.url, headers: new Headers({ "content-length": "100000" }), tls }, { body, pace: { seconds: 30, minRate: 1 } }, "b", new AbortController(), 5);
+    const refused = await forward({ method: "PUT", url: b.url, headers: new Map([["content-length", "100000"]]), tls }, { body, pace: { seconds: 30, minRate: 1 } }, "b", new AbortController(), 5);
     expect({ status: refused.status, unfinished: body.unfinished, received: body.received }).toEqual({ status: 403, unfinished: true, received: 16 });
     expect((await ask(b.url)).status).toBe(403);
     expect(b.counts()).toEqual({ connections: 2, requests: 2 });
