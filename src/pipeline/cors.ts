@@ -65,19 +65,13 @@ export function preflight(config: Config, req: ParsedRequest): Response {
   return new Response(null, { status: 200, headers: { ...headers, "content-length": "0" } });
 }
 
-/** What a backend's own CORS answer always carries. */
-const BACKEND_CORS = ["access-control-allow-origin", "access-control-allow-methods", "access-control-expose-headers", "access-control-allow-credentials", "access-control-allow-headers", "access-control-max-age"];
-
 /**
- * Any answer: the backend's CORS headers removed; to a request from a browser page (one with
- * Origin), the matching rule's headers added, errors included, so that a page can read why it was
- * refused. The bucket is looked up only then.
+ * Any answer (the backend's own CORS headers never get this far: forward.ts leaves them out): to a
+ * request from a browser page (one with Origin), the matching rule's headers added, errors
+ * included, so that a page can read why it was refused. The bucket is looked up only then.
  */
 export function withCors(res: Response, config: Config, req: ParsedRequest): Response {
   if (req.method === "OPTIONS") return res; // answered by preflight() alone
-  // most answers have no such header: only then are the names listed and copied
-  if (BACKEND_CORS.some((name) => res.headers.has(name)))
-    for (const name of [...res.headers.keys()]) if (name.startsWith("access-control-")) res.headers.delete(name);
   const origin = header(req.headers, "origin");
   if (!origin) return res;
   const bucket = knownBucket(config, req.bucket);

@@ -109,10 +109,16 @@ export async function forward(up: UpstreamRequest, body: PipedBody | ReadableStr
 const BODYLESS = new Set(["GET", "HEAD", "DELETE", "OPTIONS"]);
 const NOT_IN_VALUE = /[\0\r\n]/;
 
-/** An answer whose body is a Flow: its end-to-end headers, and its body unless it has none. */
+/**
+ * An answer whose body is a Flow: its end-to-end headers, and its body unless it has none. The
+ * backend's own CORS headers are left out: osp answers CORS by its rules alone (cors.ts).
+ */
 function flowAnswer(method: string, status: number, statusText: string, raw: string[], flow: Flow, bucket: string): BackendAnswer {
   const headers = new Headers();
-  for (let i = 0; i + 1 < raw.length; i += 2) if (!HOP_BY_HOP.has(raw[i]!.toLowerCase())) headers.append(raw[i]!, raw[i + 1]!);
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = raw[i]!.toLowerCase();
+    if (!HOP_BY_HOP.has(name) && !name.startsWith("access-control-")) headers.append(name, raw[i + 1]!);
+  }
   const body: AnswerBody = {
     bytes: () =>
       new Promise((resolve, reject) => {

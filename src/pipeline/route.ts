@@ -58,8 +58,10 @@ const CLIENT_AUTH_PARAMS = new Set([...PRESIGN_PARAMS, ...PRESIGN_V2_PARAMS]);
  * ".." segments as a browser would, which would address another key (or bucket), so such keys are
  * refused rather than rewritten.
  */
+const DOT_SEGMENT = /(^|\/)\.\.?(\/|$)/;
+
 export function upstreamUrl(bucket: BucketConfig, key: string, query: QueryPair[]): string {
-  if (key.split("/").some((s) => s === "." || s === "..")) {
+  if (DOT_SEGMENT.test(key)) {
     throw invalidArgument("Object keys with '.' or '..' path segments are not supported by this proxy");
   }
   const { protocol, host, hostname } = bucket.endpoint;

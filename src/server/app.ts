@@ -101,10 +101,11 @@ async function handle(pipeline: Pipeline, incoming: IncomingMessage, outgoing: S
   // refused before "100 Continue", or a body that stopped coming: the rest of the body is not read,
   // so this connection cannot carry another request
   const expect = req ? header(req.headers, "expect") : incoming.headers.expect;
-  if ((awaitsContinue(expect) && !body?.continued) || body?.unfinished || res.headers.get("x-osp-error-code") === "RequestTimeout")
+  const error = res.headers.get("x-osp-error-code") ?? undefined;
+  if ((awaitsContinue(expect) && !body?.continued) || body?.unfinished || error === "RequestTimeout")
     res.headers.set("connection", "close");
   if (pipeline.config.server.accessLog) logAccess(id, req, incoming, res.status, performance.now() - started);
-  measured?.done({ method, bucket: req?.bucket ?? "", operation: req?.operation ?? "Unknown", status: res.status, error: res.headers.get("x-osp-error-code") ?? undefined }, body);
+  measured?.done({ method, bucket: req?.bucket ?? "", operation: req?.operation ?? "Unknown", status: res.status, error }, body);
   try {
     await writeResponse(res, method, outgoing);
   } catch (e) {

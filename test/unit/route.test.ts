@@ -35,7 +35,8 @@ describe("route", () => {
 
   test("dot-segment keys are refused, not resolved into another key", () => {
     expect(() => upstreamUrl(pathB, "a/../other", [])).toThrow(S3Error);
-    expect(() => upstreamUrl(pathB, "./x", [])).toThrow(S3Error);
+    for (const key of ["./x", "..", ".", "a/.", "a/..", "a/./b", "a//../b"]) expect(() => upstreamUrl(pathB, key, [])).toThrow(S3Error);
+    for (const key of ["...", "a/...", ".x", "x.", "a/..b", "a..b/c", "a/.b./c"]) expect(upstreamUrl(pathB, key, [])).toBe(`http://127.0.0.1:9000/real-b/${key}`);
   });
 
   test("presigned parameters are not forwarded; response-* overrides are", () => {
