@@ -88,7 +88,9 @@ test("SIGTERM: a 1 GiB download and a 1 GiB upload in flight complete; new conne
   let firstRefusal = Infinity;
   for (let i = 0; i < 100 && firstRefusal === Infinity; i++) if (await refused(port)) firstRefusal = performance.now();
   else await Bun.sleep(10);
-  expect(firstRefusal - sigterm).toBeLessThan(1000);
+  // typically 30-100 ms; the bound leaves room for this test's own event loop, busy sending 1 GiB on
+  // two cores shared with osp and MinIO (it once took 1.1 s under the full suite)
+  expect(firstRefusal - sigterm).toBeLessThan(2000);
   for (let i = 0; i < 20; i++) expect(await refused(port)).toBe(true);
   const late = await sdkClient(osp.endpoint).send(new PutObjectCommand({ Bucket: env.bucketA, Key: `${prefix}late`, Body: "late" })).then(() => "ok", (e) => e.code ?? e.name);
   expect(late).toBe("ECONNREFUSED");
@@ -101,6 +103,7 @@ test("SIGTERM: a 1 GiB download and a 1 GiB upload in flight complete; new conne
   expect(inFlight.down).toBeLessThan(GiB);
   expect(inFlight.up).toBeLessThan(GiB);
   expect(stillMoving.down + stillMoving.up).toBeGreaterThan(inFlight.down + inFlight.up); // they went on while new connections were refused
+  expect(firstRefusal).toBeLessThan(Math.min(down.at, up.at));
   expect([down.size, down.sha256]).toEqual([GiB, sourceSha]);
   expect(up.status).toBe(200);
   const stored = await backend.send(new GetObjectCommand({ Bucket: env.bucketA, Key: `${prefix}uploaded` }));
