@@ -80,9 +80,11 @@ function webStream(body: ClientBody): ReadableStream<Uint8Array> {
       body.proceed();
       incoming.resume();
     },
+    // not wanted any more (refused): the rest is read and dropped, so that the client, still
+    // sending, gets to read the answer and its connection can go on
     cancel() {
       detach();
-      incoming.pause();
+      incoming.resume();
     },
   }, { highWaterMark: 0 });
 }

@@ -4,12 +4,11 @@
  * ASCII. Every refused request must leave the backend untouched, checked on MinIO directly.
  */
 import { afterAll, describe, expect, test } from "bun:test";
-import { connect } from "node:net";
 import { DeleteObjectCommand, GetObjectCommand, GetObjectTaggingCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand } from "@aws-sdk/client-s3";
 import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
 import { bucketToml, keyToml, serverToml } from "../harness/env.ts";
 import { freePort, startOsp } from "../harness/osp.ts";
-import { backendClient, env, rawExchange, sdkClient, signRaw, uniquePrefix, xmlCode, type RawExchange } from "./util.ts";
+import { backendClient, env, keptAlive, rawExchange, sdkClient, signRaw, uniquePrefix, xmlCode, type RawExchange } from "./util.ts";
 
 const s3 = sdkClient();
 const backend = backendClient(env.minioA);
@@ -28,40 +27,6 @@ async function stored(key: string): Promise<boolean> {
 
 const headerLines = (headers: Record<string, string>) => Object.entries(headers).map(([k, v]) => `${k}: ${v}`);
 const target = (url: string) => url.slice(url.indexOf("/", url.indexOf("//") + 2));
-
-/** One kept-alive connection: requests sent one after the other, each answer read by its Content-Length. */
-async function keptAlive(base: string) {
-  const u = new URL(base);
-  let received = Buffer.alloc(0);
-  let wake = () => {};
-  const socket = connect({ host: u.hostname, port: Number(u.port) });
-  await new Promise((ready) => socket.once("connect", ready));
-  socket.on("data", (c: Buffer) => {
-    received = Buffer.concat([received, c]);
-    wake();
-  });
-  socket.on("close", () => wake());
-  const answer = async (): Promise<{ status: number; body: string }> => {
-    for (;;) {
-      const text = received.toString("latin1");
-      const end = text.indexOf("\r\n\r\n");
-      const length = Number(/\r\ncontent-length: *(\d+)/i.exec(text.slice(0, end))?.[1] ?? 0);
-      if (end >= 0 && received.length >= end + 4 + length) {
-        received = received.subarray(end + 4 + length);
-        return { status: Number(text.slice(9, 12)), body: text.slice(end + 4, end + 4 + length) };
-      }
-      if (socket.destroyed) throw new Error("the connection was closed before a whole answer");
-      await new Promise<void>((r) => (wake = r));
-    }
-  };
-  return {
-    exchange: (lines: string[], body = "") => {
-      socket.write(Buffer.from([...lines, "", body].join("\r\n"), "latin1"));
-      return answer();
-    },
-    close: () => socket.destroy(),
-  };
-}
 
 /** A PUT presigned by the admin key (only host signed, as SDKs do) for one key. */
 async function presignedPut(key: string): Promise<string> {

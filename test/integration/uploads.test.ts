@@ -15,7 +15,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { chunkSignature, trailerSignature, type ChunkChain } from "../../src/sigv4/chunked.ts";
 import { signingKey } from "../../src/sigv4/sigv4.ts";
-import { backendClient, env, randomBytes, rawRequest, sha256, signRaw, uniquePrefix, xmlCode } from "./util.ts";
+import { backendClient, env, keptAlive, randomBytes, rawRequest, sha256, signRaw, uniquePrefix, xmlCode } from "./util.ts";
 
 const httpsEndpoint = process.env.OSP_HTTPS_ENDPOINT!;
 const prefix = uniquePrefix("uploads");
@@ -266,6 +266,21 @@ describe("faulty aws-chunked bodies store nothing and overwrite nothing", () => 
       if (code) expect(xmlCode(res.body)).toBe(code);
       else expect(xmlCode(res.body)).toMatch(/^(BadDigest|XAmzContentChecksumMismatch|InvalidRequest|InvalidChecksum)$/);
       expect(await stored(key)).toEqual(existing ? old : undefined);
+    }
+  });
+
+  test("a large body refused at its third chunk: the client, still sending, reads the 403, and its connection carries on", async () => {
+    const key = `${prefix}fault-large`;
+    const { target, headers, body } = await chunkedUpload(key, { mode: "STREAMING-AWS4-HMAC-SHA256-PAYLOAD", data: randomBytes(16 * 1024 * 1024), chunk: 64 * 1024, fault: tamper });
+    const conn = await keptAlive(env.ospEndpoint);
+    try {
+      const refused = await conn.exchange([`PUT ${target} HTTP/1.1`, ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`)], body.toString("latin1"));
+      expect([refused.status, xmlCode(refused.body)]).toEqual([403, "SignatureDoesNotMatch"]);
+      const get = await signRaw("GET", env.ospEndpoint, target, {}, env.accessKey, env.secretKey);
+      const next = await conn.exchange([`GET ${target} HTTP/1.1`, ...Object.entries(get).map(([k, v]) => `${k}: ${v}`)]);
+      expect([next.status, xmlCode(next.body)]).toEqual([404, "NoSuchKey"]);
+    } finally {
+      conn.close();
     }
   });
 

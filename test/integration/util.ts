@@ -115,3 +115,37 @@ export function rawExchange(base: string, lines: string[], body = ""): Promise<R
     });
   });
 }
+
+/** One kept-alive connection: requests sent one after the other, each answer read by its Content-Length. */
+export async function keptAlive(base: string) {
+  const u = new URL(base);
+  let received = Buffer.alloc(0);
+  let wake = () => {};
+  const socket = connect({ host: u.hostname, port: Number(u.port) });
+  await new Promise((ready) => socket.once("connect", ready));
+  socket.on("data", (c: Buffer) => {
+    received = Buffer.concat([received, c]);
+    wake();
+  });
+  socket.on("close", () => wake());
+  const answer = async (): Promise<{ status: number; body: string }> => {
+    for (;;) {
+      const text = received.toString("latin1");
+      const end = text.indexOf("\r\n\r\n");
+      const length = Number(/\r\ncontent-length: *(\d+)/i.exec(text.slice(0, end))?.[1] ?? 0);
+      if (end >= 0 && received.length >= end + 4 + length) {
+        received = received.subarray(end + 4 + length);
+        return { status: Number(text.slice(9, 12)), body: text.slice(end + 4, end + 4 + length) };
+      }
+      if (socket.destroyed) throw new Error("the connection was closed before a whole answer");
+      await new Promise<void>((r) => (wake = r));
+    }
+  };
+  return {
+    exchange: (lines: string[], body = "") => {
+      socket.write(Buffer.from([...lines, "", body].join("\r\n"), "latin1"));
+      return answer();
+    },
+    close: () => socket.destroy(),
+  };
+}
