@@ -205,7 +205,12 @@ async function canary(origin: number): Promise<string> {
 
 // ---------------------------------------------------------------------------------------------
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
+/** The middle value; of an even number, the mean of the two middle ones (of 2 rounds, their mean). */
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length === 0 ? NaN : s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+};
 const f = (x: number, digits = 0) => (Number.isFinite(x) ? x.toFixed(digits) : "–");
 
 async function main(): Promise<void> {
@@ -229,6 +234,9 @@ async function main(): Promise<void> {
       if (t) targets.push(t);
     }
     const single = targets.filter((t) => !t.id.endsWith("-2"));
+    // servers are measured warm: a JIT compiles in their first seconds, which would count against
+    // whichever workload comes first
+    for (const t of targets) for (const [method, key] of [["GET", "obj-1k"], ["PUT", "put-1m"]]) await cpuPerRequest(t, method!, key!, 16);
 
     const cells = new Map<string, number[]>();
     const add = (k: string, v: number) => cells.set(k, [...(cells.get(k) ?? []), v]);
