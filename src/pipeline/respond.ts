@@ -74,13 +74,23 @@ async function passOn(upstream: BackendAnswer, req: ParsedRequest, bucket: Bucke
   // a small body is read whole and sent in one write with its length: cheaper than passing it on
   // chunk by chunk
   const length = headers.get("content-length");
-  if (length !== null && Number(length) <= SMALL_BODY) return new Response(await upstream.body.bytes(), init);
+  if (length !== null && Number(length) <= SMALL_BODY) return new WholeResponse(await upstream.body.bytes(), init);
   // only a streamed body can be cut, so only its extent is read
   const extent = refetch ? resumableExtent(upstream.status, headers) : undefined;
   return new StreamedResponse({ source: upstream.body.stream(), release, resume: refetch && extent ? { extent, refetch } : undefined }, init);
 }
 
 const SMALL_BODY = 64 * 1024;
+
+/**
+ * A backend's small body, read whole: the server writes it in one call, without the web stream a
+ * Response body would make of it.
+ */
+export class WholeResponse extends Response {
+  constructor(readonly data: Uint8Array, init: ResponseInit) {
+    super(null, init);
+  }
+}
 const limits = { maxOutputLength: 4 * MAX_REWRITTEN_BYTES };
 
 /**

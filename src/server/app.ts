@@ -9,6 +9,7 @@ import { S3Error, errorResponse, internalError } from "../errors.ts";
 import { newRequestId, parseRequest, type ParsedRequest } from "../pipeline/request.ts";
 import { proxy, type Pipeline } from "../pipeline/proxy.ts";
 import { withCors } from "../pipeline/cors.ts";
+import { WholeResponse } from "../pipeline/respond.ts";
 import { sendBody, StreamedResponse } from "../pipeline/resume.ts";
 import type { ClientBody } from "../pipeline/upload.ts";
 import { header, type HeaderMap } from "../sigv4/sigv4.ts";
@@ -144,8 +145,8 @@ async function handle(pipeline: Pipeline, incoming: IncomingMessage, outgoing: S
 }
 
 /**
- * A response written to node:http: a backend body piped as it comes (resume.ts); anything else,
- * osp's own short documents (errors, listings) and small backend bodies, in one call with its length.
+ * A response written to node:http: a backend body piped as it comes (resume.ts), or read whole
+ * (respond.ts); osp's own short documents (errors, listings) in one call with their length.
  */
 async function writeResponse(res: Response, method: string, out: ServerResponse): Promise<void> {
   const headers: Record<string, string | string[]> = {};
@@ -157,6 +158,10 @@ async function writeResponse(res: Response, method: string, out: ServerResponse)
   if (res instanceof StreamedResponse) {
     out.writeHead(res.status, res.statusText, headers);
     return sendBody(res.backend, out);
+  }
+  if (res instanceof WholeResponse) {
+    out.writeHead(res.status, res.statusText, headers);
+    return void out.end(res.data);
   }
   // HEAD's length is the object's, as the backend gave it
   const body = res.body && method !== "HEAD" ? await res.bytes() : undefined;
