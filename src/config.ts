@@ -2,6 +2,7 @@ import { parse as parseToml } from "smol-toml";
 import { dirname, resolve } from "node:path";
 import { readFileSync } from "node:fs";
 import { DEFAULT_IAM_ENDPOINT } from "./state/iam.ts";
+import { isFieldValue } from "./http1/response.ts";
 
 /** The validated configuration: what osp.toml says, with defaults filled in and ${VAR}s read. */
 export interface Config {
@@ -408,6 +409,9 @@ function backendOf(
   const apiKey = f<string>("apikey");
   if (!accessKey !== !secretKey) throw new ConfigError(where, "access_key and secret_key go together");
   if (apiKey && accessKey) throw new ConfigError(where, "apikey and access_key/secret_key are exclusive");
+  // they go into the backend request's headers, where a line end would start another header
+  for (const [name, v] of [["access_key", accessKey], ["region", f<string>("region")], ["service_instance_id", f<string>("service_instance_id")]] as const)
+    if (v !== undefined && !isFieldValue(v)) throw new ConfigError(`${where}.${name}`, "holds a control character");
   const url = parseEndpoint(endpoint, `${where}.endpoint`);
   const caFile = f<string>("ca_file");
   const tlsVerify = f<boolean>("tls_verify");

@@ -27,6 +27,14 @@ const MAX_HEAD = 64 * 1024;
 const MAX_LINE = 4096;
 const STATUS_LINE = /^HTTP\/1\.([01]) ([1-9]\d\d)(?: ([^\x00-\x08\x0a-\x1f\x7f]*))?$/;
 const HEADER_LINE = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+):[ \t]*([^\x00-\x08\x0a-\x1f\x7f]*?)[ \t]*$/;
+const FIELD_VALUE = /^[^\x00-\x08\x0a-\x1f\x7f]*$/;
+
+/**
+ * Whether a header value is one HTTP/1.1 allows (no control character but tab), as this parser
+ * reads them. What osp sends is built from such values only: the client's (node:http checks them),
+ * its own, and those from osp.toml, hooks and IAM, checked where they come in.
+ */
+export const isFieldValue = (v: string) => FIELD_VALUE.test(v);
 const CHUNK_SIZE = /^0*([0-9a-fA-F]{1,13})(?:[ \t]*;[^\x00-\x08\x0a-\x1f\x7f]*)?$/;
 const CRLF = Buffer.from("\r\n\r\n");
 

@@ -3,6 +3,7 @@ import type { BucketConfig, Config } from "../config.ts";
 import { S3Error } from "../errors.ts";
 import { callHook, type BackendCredentials, type Hooks } from "../hooks.ts";
 import { TtlCache } from "./cache.ts";
+import { isFieldValue } from "../http1/response.ts";
 import type { TokenSource } from "./iam.ts";
 
 /** HMAC keys, or an IBM COS IAM API key still to be exchanged for a bearer token. */
@@ -14,8 +15,12 @@ export function normalizeCredentials(v: unknown): ResolvedCredentials {
   if (typeof v === "string" && v) return { kind: "apikey", apiKey: v };
   if (typeof v === "object" && v !== null) {
     const c = v as Record<string, unknown>;
-    if (typeof c.accessKey === "string" && typeof c.secretKey === "string" && c.accessKey && c.secretKey)
+    if (typeof c.accessKey === "string" && typeof c.secretKey === "string" && c.accessKey && c.secretKey) {
+      // both go into the backend request's headers, where a line end would start another header
+      if (!isFieldValue(c.accessKey) || (typeof c.sessionToken === "string" && !isFieldValue(c.sessionToken)))
+        throw new Error("fetchCredentials returned an access key or session token with a control character");
       return { kind: "hmac", accessKey: c.accessKey, secretKey: c.secretKey, sessionToken: typeof c.sessionToken === "string" ? c.sessionToken : undefined };
+    }
   }
   throw new Error("fetchCredentials returned neither an API key string nor {accessKey, secretKey}");
 }

@@ -4,6 +4,7 @@
  * they expire. Neither the key nor the token is ever put in a log line or an error message.
  */
 import { S3Error } from "../errors.ts";
+import { isFieldValue } from "../http1/response.ts";
 
 export const DEFAULT_IAM_ENDPOINT = "https://iam.cloud.ibm.com/identity/token";
 
@@ -33,7 +34,7 @@ export function parseTokenResponse(status: number, body: unknown, now: number): 
     typeof b.expiration === "number" && b.expiration * 1000 > now ? b.expiration * 1000 : Infinity,
   ];
   const expiresAt = Math.min(...lives);
-  if (typeof b.access_token !== "string" || !b.access_token || String(b.token_type).toLowerCase() !== "bearer" || expiresAt === Infinity)
+  if (typeof b.access_token !== "string" || !b.access_token || !isFieldValue(b.access_token) || String(b.token_type).toLowerCase() !== "bearer" || expiresAt === Infinity)
     throw iamFailure("IAM's answer holds no usable bearer token");
   return { accessToken: b.access_token, expiresAt, refreshAt: expiresAt - Math.min(300_000, (expiresAt - now) / 5) };
 }

@@ -43,6 +43,11 @@ endpoint = "${env.minioA.endpoint}"
 addressing_style = "path"
 backend_bucket = "${env.bucketA}"
 
+[buckets.crlf-bucket]
+endpoint = "${env.minioA.endpoint}"
+addressing_style = "path"
+backend_bucket = "${env.bucketA}"
+
 [buckets.uncached]
 endpoint = "${env.minioA.endpoint}"
 addressing_style = "path"
@@ -94,6 +99,14 @@ describe("hooks", () => {
     expect(Date.now() - started).toBeLessThan(5000);
     expect(await failure(client("HOOKTHROWS").send(new GetObjectCommand({ Bucket: env.bucketA, Key: "x" })))).toEqual(["ServiceUnavailable", 503]);
     expect(await failure(s3.send(new GetObjectCommand({ Bucket: env.bucketA, Key: `${prefix}a` })))).toEqual(["ok", 200]);
+  });
+
+  test("backend credentials with a line end in them are refused: nothing reaches the backend, nothing of them is logged", async () => {
+    const key = `${prefix}crlf`;
+    expect(await failure(client("HOOKUSER1").send(new PutObjectCommand({ Bucket: "crlf-bucket", Key: key, Body: "x" })))).toEqual(["AccessDenied", 403]);
+    expect(await failure(sdkClient(env.minioA.endpoint, env.minioA.accessKey, env.minioA.secretKey).send(new GetObjectCommand({ Bucket: env.bucketA, Key: key })))).toEqual(["NoSuchKey", 404]);
+    expect(osp.output()).toContain("fetchCredentials returned an access key or session token with a control character");
+    expect(osp.output()).not.toContain("public-read");
   });
 
   test("ListBuckets asks authorize about each bucket", async () => {

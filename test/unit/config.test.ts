@@ -45,6 +45,10 @@ describe("osp.toml", () => {
     expect(c.server).toMatchObject({ iamEndpoint: "https://iam.cloud.ibm.com/identity/token", iamTimeout: 10, drainTimeout: 30 });
     expect(parseConfig(base.replace("http_port = 8080", "http_port = 8080\ndrain_timeout = 0"), env, "/").server.drainTimeout).toBe(0);
     expect(problem(base.replace("http_port = 8080", "drain_timeout = -1"))).toBe("server.drain_timeout: must be between 0 and 86400, found -1");
+    // values that go into the backend request's headers
+    expect(problem(base.replace('access_key = "BK"', 'access_key = "BK\\r\\nx-amz-acl: public-read"'))).toBe("buckets.a-bucket.access_key: holds a control character");
+    expect(problem(base.replace('region = "eu-de"', 'region = "eu-de\\n"'))).toBe("buckets.a-bucket.region: holds a control character");
+    expect(problem(base + 'service_instance_id = "crn\\r\\n"\n')).toBe("buckets.a-bucket.service_instance_id: holds a control character");
   });
 
   test("backend TLS: a CA file relative to osp.toml, and verification that can be switched off", () => {

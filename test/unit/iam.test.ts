@@ -28,7 +28,7 @@ test("IAM's refusals and unusable answers are 502 S3 errors that give IAM's erro
   const bad = err(400, { errorCode: "BXNIM0415E", errorMessage: "Provided API key could not be found.", context: { requestId: "x" } });
   expect([bad.status, bad.code, bad.message]).toEqual([502, "BadGateway", "The backend's IAM token could not be obtained: IAM answered 400 (BXNIM0415E: Provided API key could not be found.)"]);
   expect(err(500, undefined).message).toEndWith("IAM answered 500");
-  for (const body of [answer({ access_token: "" }), answer({ token_type: "mac" }), answer({ expires_in: 0, expiration: NOW / 1000 - 1 }), "oops", undefined])
+  for (const body of [answer({ access_token: "" }), answer({ access_token: "t\r\nx-amz-acl: public-read" }), answer({ token_type: "mac" }), answer({ expires_in: 0, expiration: NOW / 1000 - 1 }), "oops", undefined])
     expect(err(200, body).message).toEndWith("IAM's answer holds no usable bearer token");
 });
 
