@@ -113,13 +113,15 @@ async function handle(pipeline: Pipeline, incoming: IncomingMessage, outgoing: S
   const measured = metrics?.begin(incoming, outgoing, pipeline.config.buckets);
   let req: ParsedRequest | undefined;
   let body: ClientBody | undefined;
+  let expect: string | undefined;
   let res: Response;
   try {
     req = parseRequest({
       method, url: incoming.url ?? "/", rawHeaders: incoming.rawHeaders,
       clientAddress: incoming.socket.remoteAddress ?? "", scheme: (incoming.socket as { encrypted?: boolean }).encrypted ? "https" : "http",
     }, id, pipeline.config.server.domains);
-    body = req.method === "GET" || req.method === "HEAD" || !hasBody(req.headers) ? undefined : clientBody(incoming, outgoing, header(req.headers, "expect"));
+    expect = header(req.headers, "expect");
+    body = req.method === "GET" || req.method === "HEAD" || !hasBody(req.headers) ? undefined : clientBody(incoming, outgoing, expect);
     res = await proxy(pipeline, req, body ?? null, clientRequest(outgoing));
   } catch (e) {
     const err = e instanceof S3Error ? e : internalError();
@@ -130,9 +132,9 @@ async function handle(pipeline: Pipeline, incoming: IncomingMessage, outgoing: S
   if (!res.headers.has("x-amz-request-id")) res.headers.set("x-amz-request-id", id);
   // refused before "100 Continue", or a body that stopped coming: the rest of the body is not read,
   // so this connection cannot carry another request
-  const expect = req ? header(req.headers, "expect") : incoming.headers.expect;
   const error = res.headers.get("x-osp-error-code") ?? undefined;
-  if ((awaitsContinue(expect) && !body?.continued) || body?.unfinished || error === "RequestTimeout")
+  const refusedBeforeContinue = body ? !body.continued : awaitsContinue(req ? expect : incoming.headers.expect);
+  if (refusedBeforeContinue || body?.unfinished || error === "RequestTimeout")
     res.headers.set("connection", "close");
   if (pipeline.config.server.accessLog) logAccess(id, req, incoming, res.status, performance.now() - started);
   measured?.done({ method, bucket: req?.bucket ?? "", operation: req?.operation ?? "Unknown", status: res.status, error }, body);
