@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-BUN_VERSION=1.4.4
+BUN_VERSION=1.4.5
 MINIO_MODULE=github.com/minio/minio@v0.0.0-20260212201848-7aac2a2c5b7c
 MC_MODULE=github.com/minio/mc@v0.0.0-20250313080218-cf909e1063a9
 PROMTOOL_MODULE=github.com/prometheus/prometheus/cmd/promtool@v0.316.0
