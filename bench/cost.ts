@@ -15,6 +15,7 @@
  *   ref-1 / ref-2      object-storage-proxy 0.6.12 with 1 / 2 threads (verifies, re-signs)
  *   nginx              nginx as a plain reverse proxy, 1 worker
  *   bun-serve, hono-node, node-fetch, node-pipe   bare pass-throughs (bench/lib/passthrough.ts)
+ *   osp-client, osp-sigv4   steps up to osp, made of its modules: its client alone, then with SigV4 (the same)
  * Workloads: wrk (HEAD: autocannon) with one fixed SigV4 signature (16 connections; 1 for latency;
  * 64 for req/s), curl for 1 GiB.
  * Memory: peak RSS of the busiest process under 64 concurrent 1 MiB GETs (wrk, fast readers;
@@ -72,12 +73,18 @@ async function startOrigin(): Promise<{ port: number; server: Started }> {
   return { port, server };
 }
 
-async function startOspTarget(workers: number, origin: number, checkout = REPO, id = `osp-${workers}`, serverToml = opt.server!): Promise<Target> {
-  const port = await freePort();
+/** An osp.toml: the client's key, and the bucket on the origin. */
+function ospConfig(id: string, port: number, origin: number, workers = 1, serverToml = ""): string {
   const config = join(work, `${id}.toml`);
   writeFileSync(config, `[server]\nhttp_port = ${port}\nbind = "127.0.0.1"\nworkers = ${workers}\n${serverToml}\n` +
     `[[keys]]\naccess_key = "${CREDS.accessKey}"\nsecret_key = "${CREDS.secretKey}"\n` +
     `[buckets.${BUCKET}]\nendpoint = "http://127.0.0.1:${origin}"\naddressing_style = "path"\naccess_key = "origin"\nsecret_key = "origin-secret"\n`);
+  return config;
+}
+
+async function startOspTarget(workers: number, origin: number, checkout = REPO, id = `osp-${workers}`, serverToml = opt.server!): Promise<Target> {
+  const port = await freePort();
+  const config = ospConfig(id, port, origin, workers, serverToml);
   const server = spawnDetached(id, [process.execPath, "run", join(checkout, "osp.ts"), "--config", config], { logDir: work });
   await waitHttp(`http://127.0.0.1:${port}/`, 30_000, server.proc);
   await sleep(500 * workers); // every worker listening
@@ -104,9 +111,11 @@ async function startRefTarget(threads: number, origin: number): Promise<Target |
 
 async function startBare(mode: string, origin: number): Promise<Target> {
   const port = await freePort();
-  const server = spawnDetached(mode, [process.execPath, join(import.meta.dir, "lib", "passthrough.ts"), mode, String(port), `http://127.0.0.1:${origin}`], { logDir: work });
-  await waitHttp(`http://127.0.0.1:${port}/${BUCKET}/obj-1k`, 15_000, server.proc);
-  return { id: mode, base: `http://127.0.0.1:${port}`, server, verifies: false };
+  // osp-sigv4 verifies the client's signature with osp's keys
+  const verifies = mode === "osp-sigv4";
+  const server = spawnDetached(mode, [process.execPath, join(import.meta.dir, "lib", "passthrough.ts"), mode, String(port), `http://127.0.0.1:${origin}`, ospConfig(mode, port, origin)], { logDir: work });
+  await waitHttp(`http://127.0.0.1:${port}/`, 15_000, server.proc);
+  return { id: mode, base: `http://127.0.0.1:${port}`, server, verifies };
 }
 
 async function startNginxTarget(origin: number): Promise<Target> {
@@ -223,7 +232,7 @@ async function main(): Promise<void> {
     const only = opt.only?.split(",");
     const starts: [string, () => Promise<Target | undefined>][] = [
       ["osp-1", () => startOspTarget(1, originPort)], ["ref-1", () => startRefTarget(1, originPort)], ["nginx", () => startNginxTarget(originPort)],
-      ...["bun-serve", "hono-node", "node-fetch", "node-pipe"].map((m) => [m, () => startBare(m, originPort)] as [string, () => Promise<Target>]),
+      ...["bun-serve", "hono-node", "node-fetch", "node-pipe", "osp-client", "osp-sigv4"].map((m) => [m, () => startBare(m, originPort)] as [string, () => Promise<Target>]),
       ["osp-2", () => startOspTarget(2, originPort)], ["ref-2", () => startRefTarget(2, originPort)],
     ];
     // --baseline DIR: osp from another checkout, side by side with this one
