@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install everything the test suites need. Idempotent; fast when everything is present.
-#   bun 1.4.x (npm), node_modules (bun install), minio + mc + promtool (go install), boto3 + awscli + pytest (pip),
+#   bun 1.4.x (npm), node_modules (bun install), minio + mc + versitygw + promtool (go install), boto3 + awscli + pytest (pip),
 #   iproute2, redis-server, podman, buildah, runc and mmdebstrap (apt-get)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -9,6 +9,7 @@ BUN_VERSION=1.4.5
 MINIO_MODULE=github.com/minio/minio@v0.0.0-20260212201848-7aac2a2c5b7c
 MC_MODULE=github.com/minio/mc@v0.0.0-20250313080218-cf909e1063a9
 PROMTOOL_MODULE=github.com/prometheus/prometheus/cmd/promtool@v0.316.0
+VERSITYGW_MODULE=github.com/versity/versitygw/cmd/versitygw@v1.8.0
 
 say() { echo "install: $*"; }
 
@@ -45,6 +46,8 @@ else
 fi
 # mc signs every chunk (STREAMING-AWS4-HMAC-SHA256-PAYLOAD[-TRAILER]) over plain HTTP
 go_tool mc "$MC_MODULE" "Runtime: go"
+# the Versity S3 Gateway: a second S3 implementation behind osp (its --version names no release)
+go_tool versitygw "$VERSITYGW_MODULE" "BuildTime"
 # promtool checks osp's /metrics output; without Prometheus' service discovery (remove_all_sd)
 # the build needs half the CPU: about 4 CPU-minutes and 1 GB of modules the first time
 GOFLAGS="$(go env GOFLAGS 2>/dev/null || true) -tags=remove_all_sd" go_tool promtool "$PROMTOOL_MODULE" "promtool, version"

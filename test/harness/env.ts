@@ -24,9 +24,13 @@ export interface TestEnv {
   bucketA: string;
   bucketB: string;
   bucketBBackend: string;
+  /** On versitygw, the second S3 implementation; its backend name differs. */
+  bucketV: string;
+  bucketVBackend: string;
   bucketDown: string;
   minioA: Backend;
   minioB: Backend;
+  versitygw: Backend;
   /** a loopback port nobody listens on */
   downPort: number;
 }
@@ -45,6 +49,7 @@ export function testEnv(): TestEnv {
   const backends = JSON.parse(need("OSP_TEST_BACKENDS_JSON")) as {
     a: Backend;
     b: Backend;
+    v: Backend;
     downPort: number;
   };
   return {
@@ -57,9 +62,12 @@ export function testEnv(): TestEnv {
     bucketA: need("OSP_BUCKET_A"),
     bucketB: need("OSP_BUCKET_B"),
     bucketBBackend: need("OSP_BUCKET_B_BACKEND"),
+    bucketV: need("OSP_BUCKET_V"),
+    bucketVBackend: need("OSP_BUCKET_V_BACKEND"),
     bucketDown: need("OSP_BUCKET_DOWN"),
     minioA: backends.a,
     minioB: backends.b,
+    versitygw: backends.v,
     downPort: backends.downPort,
   };
 }

@@ -7,8 +7,10 @@ The harness starts MinIO A, MinIO B and osp, then runs pytest with these variabl
   OSP_LIMITED_ACCESS_KEY / OSP_LIMITED_SECRET_KEY   key allowed only bucket A
   OSP_BUCKET_A (alpha)                           same name on MinIO A
   OSP_BUCKET_B (beta), OSP_BUCKET_B_BACKEND      bucket B is called beta-real on MinIO B
+  OSP_BUCKET_V (gamma), OSP_BUCKET_V_BACKEND     bucket V is called gamma-real on a Versity S3 Gateway
   OSP_BUCKET_DOWN (down)                         configured bucket whose backend is not running
   MINIO_A_ENDPOINT, MINIO_B_ENDPOINT, MINIO_ROOT_USER, MINIO_ROOT_PASSWORD   direct backend access
+  VERSITYGW_ENDPOINT, VERSITYGW_ACCESS_KEY, VERSITYGW_SECRET_KEY            the same for the gateway
 
 Without OSP_ENDPOINT every test module is skipped. The suite can also be pointed straight at one
 MinIO (OSP_ENDPOINT = MINIO_A_ENDPOINT = MINIO_B_ENDPOINT, root credentials as OSP keys) to check
@@ -31,6 +33,8 @@ from s3util import (
     BUCKET_A,
     BUCKET_B,
     BUCKET_B_BACKEND,
+    BUCKET_V,
+    BUCKET_V_BACKEND,
     ENDPOINT,
     LIMITED_ACCESS_KEY,
     LIMITED_SECRET_KEY,
@@ -39,6 +43,9 @@ from s3util import (
     MINIO_PASSWORD,
     MINIO_USER,
     SECRET_KEY,
+    VERSITYGW,
+    VERSITYGW_PASSWORD,
+    VERSITYGW_USER,
     MiB,
     Target,
     make_client,
@@ -77,10 +84,10 @@ def limited():
     return make_client(ENDPOINT, LIMITED_ACCESS_KEY, LIMITED_SECRET_KEY)
 
 
-def _backend(endpoint: str):
-    if not (endpoint and MINIO_USER and MINIO_PASSWORD):
-        pytest.skip("MINIO_*_ENDPOINT / MINIO_ROOT_USER / MINIO_ROOT_PASSWORD not set")
-    return make_client(endpoint, MINIO_USER, MINIO_PASSWORD)
+def _backend(endpoint: str, user: str = MINIO_USER, password: str = MINIO_PASSWORD):
+    if not (endpoint and user and password):
+        pytest.skip("the backend's endpoint and credentials (MINIO_* / VERSITYGW_*) are not set")
+    return make_client(endpoint, user, password)
 
 
 @pytest.fixture(scope="session")
@@ -94,6 +101,11 @@ def backend_b():
 
 
 @pytest.fixture(scope="session")
+def backend_v():
+    return _backend(VERSITYGW, VERSITYGW_USER, VERSITYGW_PASSWORD)
+
+
+@pytest.fixture(scope="session")
 def target_a(backend_a) -> Target:
     return Target(BUCKET_A, backend_a, BUCKET_A)
 
@@ -101,6 +113,11 @@ def target_a(backend_a) -> Target:
 @pytest.fixture(scope="session")
 def target_b(backend_b) -> Target:
     return Target(BUCKET_B, backend_b, BUCKET_B_BACKEND)
+
+
+@pytest.fixture(scope="session")
+def target_v(backend_v) -> Target:
+    return Target(BUCKET_V, backend_v, BUCKET_V_BACKEND)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -122,10 +139,11 @@ def _backend_buckets_exist():
             pass
 
 
-@pytest.fixture(params=["A", "B"], ids=lambda p: {"A": BUCKET_A, "B": BUCKET_B}[p])
+@pytest.fixture(params=["A", "B", "V"], ids=lambda p: {"A": BUCKET_A, "B": BUCKET_B, "V": BUCKET_V or "gamma"}[p])
 def target(request) -> Target:
-    """Parametrizes a test over both buckets (alpha on MinIO A, beta -> beta-real on MinIO B)."""
-    return request.getfixturevalue("target_a" if request.param == "A" else "target_b")
+    """Parametrizes a test over the three buckets: alpha on MinIO A, beta -> beta-real on MinIO B,
+    gamma -> gamma-real on a Versity S3 Gateway (another implementation of S3)."""
+    return request.getfixturevalue(f"target_{request.param.lower()}")
 
 
 def _cleanup(t: Target, prefix: str) -> None:

@@ -12,6 +12,7 @@ import socket
 import sys
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
+from email.header import decode_header, make_header
 from urllib.parse import quote, urlsplit
 
 import boto3
@@ -39,6 +40,11 @@ MINIO_A = os.environ.get("MINIO_A_ENDPOINT", "").rstrip("/")
 MINIO_B = os.environ.get("MINIO_B_ENDPOINT", "").rstrip("/")
 MINIO_USER = os.environ.get("MINIO_ROOT_USER", "")
 MINIO_PASSWORD = os.environ.get("MINIO_ROOT_PASSWORD", "")
+BUCKET_V = os.environ.get("OSP_BUCKET_V", "")
+BUCKET_V_BACKEND = os.environ.get("OSP_BUCKET_V_BACKEND", BUCKET_V)
+VERSITYGW = os.environ.get("VERSITYGW_ENDPOINT", "").rstrip("/")
+VERSITYGW_USER = os.environ.get("VERSITYGW_ACCESS_KEY", "")
+VERSITYGW_PASSWORD = os.environ.get("VERSITYGW_SECRET_KEY", "")
 
 # Two backends that are really distinct servers (cross-backend copy only means something then).
 DISTINCT_BACKENDS = bool(MINIO_A and MINIO_B and MINIO_A != MINIO_B)
@@ -97,6 +103,18 @@ def make_client(endpoint: str, access: str, secret: str, content_md5: bool = Fal
     if content_md5:
         client.meta.events.register("before-sign.s3.DeleteObjects", add_content_md5)
     return client
+
+
+def metadata_text(value: str) -> str:
+    """What a user-metadata value says. MinIO answers non-ASCII values RFC 2047-encoded; versitygw
+    answers their UTF-8 bytes as they were stored, which botocore reads as latin-1."""
+    decoded = str(make_header(decode_header(value)))
+    if decoded != value:
+        return decoded
+    try:
+        return value.encode("latin-1").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return value
 
 
 @dataclass(frozen=True)

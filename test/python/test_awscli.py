@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import subprocess
+import time
 
 import pytest
 
@@ -86,10 +87,14 @@ def test_sync_up_and_back(aws, target, prefix, tmp_path):
         "dir one/deeper/ü+b.txt": b"unicode plus",
         "dir2/c.bin": os.urandom(3 * MiB),
     }
+    # written a minute ago: a backend that keeps Last-Modified to the second (versitygw) could
+    # otherwise date an upload before the file's own time, and a second sync would send it again
+    written = time.time() - 60
     for rel, data in files.items():
         p = src / rel
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_bytes(data)
+        os.utime(p, (written, written))
 
     uri = f"s3://{target.bucket}/{prefix}sync/"
     aws("s3", "sync", str(src), uri, "--only-show-errors")

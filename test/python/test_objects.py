@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-from email.header import decode_header, make_header
 from urllib.parse import quote
 
 import pytest
@@ -19,6 +18,7 @@ from s3util import (
     error_code,
     make_client,
     http_status,
+    metadata_text,
     obj_url,
     sha256_of_stream,
     signed_request,
@@ -140,8 +140,10 @@ def test_awkward_keys_roundtrip(osp, target, prefix, name):
 
 
 def test_double_slash_key(osp, target, prefix):
-    """'a//b' must reach the backend as 'a//b', never collapsed to 'a/b'. MinIO refuses '//' in
-    object names (XMinioInvalidObjectName); then osp must pass on that refusal, not store 'a/b'."""
+    """'a//b' must reach the backend as 'a//b', never collapsed to 'a/b' by osp: it ends as the same
+    key as when sent to the backend directly. MinIO refuses '//' in object names
+    (XMinioInvalidObjectName), and osp must pass on that refusal, not store 'a/b'; versitygw's
+    posix store makes it 'a/b' itself."""
     key = prefix + "dbl//slash.txt"
     data = b"double slash"
     try:
@@ -152,11 +154,13 @@ def test_double_slash_key(osp, target, prefix):
         backend_code = error_code(e)
 
     if backend_accepts:
+        [probe] = target.backend_keys(prefix)
+        stored_as = probe.removesuffix(".probe")
         osp.put_object(Bucket=target.bucket, Key=key, Body=data)
-        assert key in target.backend_keys(prefix)
+        assert sorted(target.backend_keys(prefix)) == sorted([probe, stored_as])
         assert osp.get_object(Bucket=target.bucket, Key=key)["Body"].read() == data
         listed = osp.list_objects_v2(Bucket=target.bucket, Prefix=prefix)
-        assert key in [o["Key"] for o in listed.get("Contents", [])]
+        assert stored_as in [o["Key"] for o in listed.get("Contents", [])]
     else:
         with pytest.raises(ClientError) as ei:
             osp.put_object(Bucket=target.bucket, Key=key, Body=data)
@@ -202,8 +206,7 @@ def test_utf8_metadata_roundtrip(osp, target, prefix):
     client.put_object(Bucket=target.bucket, Key=key, Body=b"x", Metadata={"note": value})
     through_osp = osp.head_object(Bucket=target.bucket, Key=key)["Metadata"]["note"]
     assert through_osp == target.backend_head(key)["Metadata"]["note"]
-    # MinIO answers non-ASCII values RFC 2047-encoded
-    assert str(make_header(decode_header(through_osp))) == value
+    assert metadata_text(through_osp) == value
 
 
 def test_tagging_roundtrip(osp, target, prefix):

@@ -12,7 +12,6 @@ import shutil
 import subprocess
 import time
 import uuid
-from email.header import decode_header, make_header
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -21,7 +20,7 @@ import boto3
 from botocore.config import Config
 from urllib3 import encode_multipart_formdata
 
-from s3util import ACCESS_KEY, ENDPOINT, REGION, SECRET_KEY, raw_request, xml_field
+from s3util import ACCESS_KEY, ENDPOINT, REGION, SECRET_KEY, metadata_text, raw_request, xml_field
 
 MiB = 1024 * 1024
 
@@ -71,8 +70,8 @@ def test_post_object_presigned_post(osp, target, prefix):
     head = target.backend_head(key)
     assert head["ContentType"] == "image/png"
     assert head["CacheControl"] == "max-age=60"
-    # the UTF-8 value arrived whole (MinIO answers non-ASCII values RFC 2047-encoded)
-    assert str(make_header(decode_header(head["Metadata"]["owner"]))) == "zoë"
+    # the UTF-8 value arrived whole
+    assert metadata_text(head["Metadata"]["owner"]) == "zoë"
     assert r.headers["etag"] == head["ETag"]
 
 
