@@ -8,7 +8,7 @@
  *       hono-node      node:http through @hono/node-server, fetch()
  *       node-fetch     a plain node:http handler: fetch(), then res.write() with backpressure
  *       node-pipe      node:http server and node:http client, piped
- * and two steps of a ladder up to osp, made of osp's own modules (bench/README.md, "Floors"):
+ * and two steps of a ladder up to osp, made of osp's own modules (bench/README.md, "Sixth round"):
  *       osp-client     node:http and osp's HTTP/1.1 client (forward(), sendBody()): osp's serving
  *                      and forwarding, without any of its steps
  *       osp-sigv4      the same with the steps every SigV4 proxy takes: parse the request, verify
