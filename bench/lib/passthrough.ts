@@ -80,7 +80,7 @@ async function ospLadder(signed: boolean): Promise<(incoming: IncomingMessage, r
   const config = signed ? await loadConfig(configPath!) : undefined;
   return async (incoming, res) => {
     let url = origin + incoming.url;
-    let headers = new Map<string, string>();
+    let headers: Map<string, string>;
     if (config) {
       const req = parseRequest({ method: incoming.method!, url: incoming.url!, rawHeaders: incoming.rawHeaders, clientAddress: "", scheme: "http" });
       const identity = await authenticate(req, async (key) => config.keys.find((k) => k.accessKey === key)?.secretKey ?? null, Date.now(), config.server);
@@ -88,12 +88,7 @@ async function ospLadder(signed: boolean): Promise<(incoming: IncomingMessage, r
       url = upstreamUrl(bucket, req.key, req.query);
       const auth = { kind: "hmac" as const, accessKey: bucket.accessKey!, secretKey: bucket.secretKey! };
       headers = await resign(req.method, url, forwardedHeaders(req.headers, identity.signedHeaders, {}), auth, bucket);
-    } else {
-      for (let i = 0; i < incoming.rawHeaders.length; i += 2) {
-        const name = incoming.rawHeaders[i]!.toLowerCase();
-        if (!HOP.has(name)) headers.set(name, incoming.rawHeaders[i + 1]!);
-      }
-    }
+    } else headers = new Map(upstreamHeaders(incoming));
     const body = hasBody(incoming.method!) ? {
       body: { node: incoming, proceed() {}, continued: true, unfinished: false, received: 0, stream: () => Readable.toWeb(incoming) as ReadableStream<Uint8Array> },
       pace: { seconds: 30, minRate: 0 },
