@@ -117,7 +117,7 @@ def target_b(backend_b) -> Target:
 
 @pytest.fixture(scope="session")
 def target_v(backend_v) -> Target:
-    return Target(BUCKET_V, backend_v, BUCKET_V_BACKEND)
+    return Target(BUCKET_V, backend_v, BUCKET_V_BACKEND, server="versitygw")
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -139,7 +139,7 @@ def _backend_buckets_exist():
             pass
 
 
-@pytest.fixture(params=["A", "B", "V"], ids=lambda p: {"A": BUCKET_A, "B": BUCKET_B, "V": BUCKET_V or "gamma"}[p])
+@pytest.fixture(params=["A", "B", "V"], ids=lambda p: {"A": BUCKET_A, "B": BUCKET_B, "V": BUCKET_V}[p])
 def target(request) -> Target:
     """Parametrizes a test over the three buckets: alpha on MinIO A, beta -> beta-real on MinIO B,
     gamma -> gamma-real on a Versity S3 Gateway (another implementation of S3)."""

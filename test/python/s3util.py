@@ -40,7 +40,7 @@ MINIO_A = os.environ.get("MINIO_A_ENDPOINT", "").rstrip("/")
 MINIO_B = os.environ.get("MINIO_B_ENDPOINT", "").rstrip("/")
 MINIO_USER = os.environ.get("MINIO_ROOT_USER", "")
 MINIO_PASSWORD = os.environ.get("MINIO_ROOT_PASSWORD", "")
-BUCKET_V = os.environ.get("OSP_BUCKET_V", "")
+BUCKET_V = os.environ.get("OSP_BUCKET_V", "gamma")
 BUCKET_V_BACKEND = os.environ.get("OSP_BUCKET_V_BACKEND", BUCKET_V)
 VERSITYGW = os.environ.get("VERSITYGW_ENDPOINT", "").rstrip("/")
 VERSITYGW_USER = os.environ.get("VERSITYGW_ACCESS_KEY", "")
@@ -124,6 +124,7 @@ class Target:
     bucket: str  # name through osp
     backend: object  # boto3 client talking straight to the backend
     backend_bucket: str  # the bucket's real name on that backend
+    server: str = "minio"  # which S3 implementation the backend is: "minio" or "versitygw"
 
     def backend_get(self, key: str) -> bytes:
         return self.backend.get_object(Bucket=self.backend_bucket, Key=key)["Body"].read()
