@@ -8,9 +8,7 @@
  *
  * The binary: $VERSITYGW_BIN, PATH, $(go env GOPATH)/bin, ~/go/bin (test/install.sh builds it).
  */
-import { findGoBinary, startServerProcess, type ServerProcess } from "./server-process.ts";
-
-export const findVersitygwBinary = () => findGoBinary("versitygw", "VERSITYGW_BIN");
+import { startServerProcess, type ServerProcess } from "./server-process.ts";
 
 export function startVersitygw(name: string): Promise<ServerProcess> {
   const accessKey = "ospversityadmin";
