@@ -77,13 +77,16 @@ async function ospLadder(signed: boolean): Promise<(incoming: IncomingMessage, r
   const { forwardedHeaders, resign } = await import("../../src/pipeline/resign.ts");
   const { bucketFor, upstreamUrl } = await import("../../src/pipeline/route.ts");
   const { loadConfig } = await import("../../src/config.ts");
+  const { createSecretLookup } = await import("../../src/state/secrets.ts");
+  const { SMALL_BODY } = await import("../../src/pipeline/respond.ts");
   const config = signed ? await loadConfig(configPath!) : undefined;
+  const lookupSecret = config && createSecretLookup(config, {});
   return async (incoming, res) => {
     let url = origin + incoming.url;
     let headers: Map<string, string>;
-    if (config) {
+    if (config && lookupSecret) {
       const req = parseRequest({ method: incoming.method!, url: incoming.url!, rawHeaders: incoming.rawHeaders, clientAddress: "", scheme: "http" });
-      const identity = await authenticate(req, async (key) => config.keys.find((k) => k.accessKey === key)?.secretKey ?? null, Date.now(), config.server);
+      const identity = await authenticate(req, lookupSecret, Date.now(), config.server);
       const bucket = bucketFor(config, req.bucket);
       url = upstreamUrl(bucket, req.key, req.query);
       const auth = { kind: "hmac" as const, accessKey: bucket.accessKey!, secretKey: bucket.secretKey! };
@@ -100,7 +103,8 @@ async function ospLadder(signed: boolean): Promise<(incoming: IncomingMessage, r
     });
     res.writeHead(answer.status, out);
     if (!answer.body) return void res.end();
-    if (Number(answer.headers.get("content-length")) <= 64 * 1024) return void res.end(await answer.body.bytes());
+    const length = answer.headers.get("content-length");
+    if (length !== null && Number(length) <= SMALL_BODY) return void res.end(await answer.body.bytes());
     await sendBody({ source: answer.body.stream(), release() {} }, res);
   };
 }

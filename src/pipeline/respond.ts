@@ -80,7 +80,8 @@ async function passOn(upstream: BackendAnswer, req: ParsedRequest, bucket: Bucke
   return new StreamedResponse({ source: upstream.body.stream(), release, resume: refetch && extent ? { extent, refetch } : undefined }, init);
 }
 
-const SMALL_BODY = 64 * 1024;
+/** The largest body read whole and written in one call. */
+export const SMALL_BODY = 64 * 1024;
 
 /**
  * A backend's small body, read whole: the server writes it in one call, without the web stream a
