@@ -80,8 +80,8 @@ export class ResponseParser {
 
   private read(chunk: Uint8Array): ResponseEvent[] {
     // a new array for this read, although push() left an empty one: without it, 64 fast readers of
-    // 1 MiB cost 918 against 669 µs per GET and 2.5 times the collector threads' CPU (measured side
-    // by side). The array left at the end of a read waits for the next one, may age out of the
+    // 1 MiB cost 789-918 against 669-691 µs per GET and 2.5 times the collector threads' CPU (two
+    // side-by-side runs). The array left at the end of a read waits for the next one, may age out of the
     // young generation meanwhile, and would then keep this read's bytes until a full collection.
     this.events = [];
     let buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
