@@ -14,10 +14,8 @@ import { backendCopySource, bucketFor, knownBucket, parseCopySource, upstreamUrl
 import { forwardedHeaders, resign } from "./resign.ts";
 import { upstreamBody } from "./payload.ts";
 import type { ClientBody } from "./upload.ts";
-import { payloadMode } from "../sigv4/chunked.ts";
 import { forward, type BackendAnswer } from "./forward.ts";
 import { respond } from "./respond.ts";
-import { bodyDeadline } from "./deadline.ts";
 import { createBackendSlots, type AcquireSlot } from "../state/slots.ts";
 import { bucketPage, createBucketLister, listBucketsQuery, listBucketsXml, methodNotAllowed, type BucketLister } from "./listbuckets.ts";
 import { anonymousIdentity } from "./anonymous.ts";
@@ -85,11 +83,10 @@ export async function proxy(p: Pipeline, req: ParsedRequest, body: ClientBody | 
   // an anonymous request was allowed by the bucket's own list of public operations
   if (!identity.anonymous) await requireAllowed(p.authorize, identity.accessKey, req, bucket, req.operation, req.key);
   const { bodyTimeout, minBodyRate, upstreamTimeout } = p.config.server;
-  // (the app gives GET and HEAD no body) a plain body with its length goes to the backend straight
-  // from the client's stream (upload.ts); one osp decodes is read as a web stream
-  const piped = body && payloadMode(identity.payloadHash) === "plain" && !req.headers.has("transfer-encoding") ? body : undefined;
-  const guarded = body && !piped ? bodyDeadline(body.stream(), bodyTimeout, minBodyRate) : undefined;
-  const payload = upstreamBody(req, identity, guarded?.body ?? null);
+  // (the app gives GET and HEAD no body) the body goes to the backend straight from the client's
+  // stream (upload.ts), aws-chunked ones decoded on the way
+  const payload = upstreamBody(req, identity, body !== null);
+  const piped = body ? { body, pace: { seconds: bodyTimeout, minRate: minBodyRate }, transform: payload.transform } : null;
   const creds = await p.credentials(identity.accessKey, bucket);
   const overrides = { ...payload.headers };
 
@@ -111,7 +108,7 @@ export async function proxy(p: Pipeline, req: ParsedRequest, body: ClientBody | 
   const send = async (extra: Record<string, string | null> = {}): Promise<BackendAnswer> => {
     const auth = await upstreamAuth(creds, p.tokens);
     const up = { method: req.method, url, headers: await resign(req.method, url, forwardedHeaders(req.headers, identity.signedHeaders, { ...overrides, ...extra }), auth, bucket), tls: bucket.tls };
-    return forward(up, payload.body ?? (piped ? { body: piped, pace: { seconds: bodyTimeout, minRate: minBodyRate } } : null), bucket.name, request, upstreamTimeout);
+    return forward(up, piped, bucket.name, request, upstreamTimeout);
   };
   // the rest of the same object version; the client's own conditions were met by the first answer
   const refetch = (first: number, last: number, etag: string) =>
@@ -119,7 +116,7 @@ export async function proxy(p: Pipeline, req: ParsedRequest, body: ClientBody | 
   const release = await p.backendSlot(bucket.endpoint.origin, signal);
   const upstream = await send().catch((e) => {
     release();
-    return Promise.reject(payload.failure() ?? guarded?.failure() ?? e);
+    throw e;
   });
   if ((req.operation === "CreateBucket" || req.operation === "DeleteBucket") && upstream.status < 300) p.buckets.forget();
   return respond(upstream, req, bucket, { release, refetch: req.operation === "GetObject" && !req.queryMap.has("partNumber") ? refetch : undefined });

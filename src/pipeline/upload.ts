@@ -1,12 +1,12 @@
 /**
- * A plain upload body, written to the backend from the client's node:http stream straight onto
- * the backend's socket (src/http1/), without web streams in between. Per GB it costs less than the
- * reference proxy (bench/README.md). Bodies that osp decodes (aws-chunked, form uploads) are web
- * streams, written the same way by pumpStream.
+ * An upload body, written to the backend from the client's node:http stream straight onto the
+ * backend's socket (src/http1/), without web streams in between: plain bodies as they come (per GB
+ * this costs less than the reference proxy, bench/README.md), aws-chunked ones through their
+ * decoder. Form uploads, which osp reads as web streams, are written the same way by pumpStream.
  */
 import type { Readable } from "node:stream";
 import type { BodySink } from "../http1/client.ts";
-import { requestAborted, requestTimeout, type S3Error } from "../errors.ts";
+import { S3Error, requestAborted, requestTimeout } from "../errors.ts";
 import { paceMeter } from "./deadline.ts";
 
 /** The client's request body as node:http hands it over. */
@@ -24,10 +24,21 @@ export interface ClientBody {
   received: number;
 }
 
-/** A client body to pipe upstream, and the minimum pace it must keep (deadline.ts). */
+/**
+ * What becomes of a client body on its way upstream (aws-chunked decoded, payload.ts): the bytes to
+ * send for each piece read, and the rest once it has all been read. Throws an S3Error when the
+ * body is refused.
+ */
+export interface BodyTransform {
+  push(chunk: Uint8Array): Uint8Array[];
+  end(): Uint8Array[];
+}
+
+/** A client body to pipe upstream, the minimum pace it must keep (deadline.ts), what it becomes. */
 export interface PipedBody {
   body: ClientBody;
   pace: { seconds: number; minRate: number };
+  transform?: BodyTransform;
 }
 
 /** Stops reading the body (the upstream request is over: answered, or failed). */
@@ -35,18 +46,38 @@ export type Pump = () => void;
 
 /**
  * Pipes the body into `upstream` with backpressure. `sent` is called once it has all been sent;
- * `failed` when it cannot be (too slow, client gone), and the caller then destroys the upstream
- * request, so that the backend stores nothing.
+ * `failed` when it cannot be (too slow, client gone, refused by the transform), and the caller then
+ * destroys the upstream request, so that the backend stores nothing.
  */
-export function pumpBody({ body, pace }: PipedBody, upstream: BodySink, sent: () => void, failed: (e: S3Error) => void): Pump {
+export function pumpBody({ body, pace, transform }: PipedBody, upstream: BodySink, sent: () => void, failed: (e: S3Error) => void): Pump {
   const source = body.node;
   let ended = false;
   let stopped = false;
   const meter = paceMeter(pace.seconds, pace.minRate, () => failed(requestTimeout()));
+  // the rest is read and dropped, so that the client, still sending, gets to read the refusal and
+  // its connection can go on
+  const refuse = (e: unknown) => {
+    stopped = true;
+    meter.idle();
+    source.off("data", onData).off("end", onEnd).off("close", onClose).resume();
+    failed(e instanceof S3Error ? e : new S3Error(400, "IncompleteBody", "The request body could not be read to its end."));
+  };
+  /** Whether the socket took all of it. */
+  const send = (pieces: Uint8Array[]) => {
+    let taken = true;
+    for (const piece of pieces) taken = upstream.write(piece) && taken;
+    return taken;
+  };
   const onData = (chunk: Buffer) => {
     meter.received(chunk.length);
     body.received += chunk.length;
-    if (!upstream.write(chunk)) {
+    let taken: boolean;
+    try {
+      taken = transform ? send(transform.push(chunk)) : upstream.write(chunk);
+    } catch (e) {
+      return refuse(e);
+    }
+    if (!taken) {
       source.pause();
       meter.idle();
     }
@@ -54,6 +85,11 @@ export function pumpBody({ body, pace }: PipedBody, upstream: BodySink, sent: ()
   const onEnd = () => {
     ended = true;
     meter.idle();
+    try {
+      if (transform) send(transform.end());
+    } catch (e) {
+      return refuse(e);
+    }
     upstream.end();
     sent();
   };

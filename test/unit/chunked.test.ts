@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import {
-  chunkSignature, decodeAwsChunked, payloadMode, reframe, reframedLength, trailerSignature, type ChunkChain, type DecodeOptions,
+  AwsChunkedDecoder, chunkSignature, payloadMode, Reframer, reframedLength, trailerSignature, type ChunkChain, type DecodeOptions,
 } from "../../src/sigv4/chunked.ts";
 import { signingKey } from "../../src/sigv4/sigv4.ts";
 import { s3Code } from "./s3code.ts";
@@ -29,27 +29,33 @@ function docBody(sigs = SIGS, chunks = [a(65536), a(1024), a(0)]): Uint8Array {
   return Buffer.concat(parts);
 }
 
-/** A stream that delivers the body in pieces of `piece` bytes. */
-function streamOf(body: Uint8Array, piece = 1000): ReadableStream<Uint8Array> {
-  let at = 0;
-  return new ReadableStream({
-    pull(c) {
-      if (at >= body.length) return c.close();
-      c.enqueue(body.slice(at, at + piece));
-      at += piece;
-    },
-  });
+/** The body in pieces of `piece` bytes, as a connection delivers it. */
+function piecesOf(body: Uint8Array, piece = 1000): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  for (let at = 0; at < body.length; at += piece) out.push(body.slice(at, at + piece));
+  return out;
 }
 
-async function decode(body: Uint8Array, o: DecodeOptions, piece?: number): Promise<{ data: Uint8Array; trailers: [string, string][]; yielded: number }> {
-  const gen = decodeAwsChunked(streamOf(body, piece), o);
+/** Decodes the body fed in pieces; `released` counts the data bytes given out before a fault. */
+function decodeWith(body: Uint8Array, o: DecodeOptions, piece?: number) {
+  const decoder = new AwsChunkedDecoder(o);
   const out: Uint8Array[] = [];
-  for (;;) {
-    const n = await gen.next();
-    if (n.done) return { data: Buffer.concat(out), trailers: n.value, yielded: out.length };
-    out.push(n.value);
-  }
+  let released = 0;
+  const run = async () => {
+    for (const p of piecesOf(body, piece)) {
+      for (const d of decoder.push(p)) {
+        out.push(d.slice()); // a copy: the pieces given out are views of the input
+        released += d.length;
+      }
+    }
+    const { data, trailers } = decoder.end();
+    out.push(...data);
+    return { data: new Uint8Array(Buffer.concat(out)), trailers };
+  };
+  return { result: run(), released: () => released };
 }
+
+const decode = (body: Uint8Array, o: DecodeOptions, piece?: number) => decodeWith(body, o, piece).result;
 
 describe("signed chunks (documentation vector)", () => {
   const o: DecodeOptions = { mode: "signed-chunks", decodedLength: 66560, chain };
@@ -81,17 +87,20 @@ describe("signed chunks (documentation vector)", () => {
   });
 
   test("the last data is held back until the final chunk is verified", async () => {
-    const gen = decodeAwsChunked(streamOf(docBody([SIGS[0]!, SIGS[1]!, "0".repeat(64)])), o);
-    let released = 0;
-    const drain = async () => {
-      for (;;) {
-        const n = await gen.next();
-        if (n.done) return;
-        released += n.value.length;
-      }
-    };
-    expect(await s3Code(drain())).toBe("SignatureDoesNotMatch");
-    expect(released).toBe(65536); // the first chunk only: the second waits for the final one
+    // the first chunk at most: the second waits for the final one. A fault throws, and what the
+    // same input would have released is not given out either.
+    for (const [piece, released] of [[1, 65536], [50, 65536], [1000, 0], [70000, 0]]) {
+      const run = decodeWith(docBody([SIGS[0]!, SIGS[1]!, "0".repeat(64)]), o, piece);
+      expect(await s3Code(run.result)).toBe("SignatureDoesNotMatch");
+      expect(run.released()).toBe(released!);
+    }
+  });
+
+  test("nothing is released before the end of a body cut after its final chunk", () => {
+    const decoder = new AwsChunkedDecoder(o);
+    const body = docBody();
+    expect(Buffer.concat(decoder.push(body.subarray(0, body.length - 2))).length).toBe(65536);
+    expect(() => decoder.end()).toThrow("incomplete");
   });
 });
 
@@ -136,9 +145,13 @@ describe("trailers", () => {
     for (const [size, chunk] of [[0, 4], [11, 4], [12, 4], [11, 64 * 1024], [200_000, 64 * 1024]] as const) {
       const data = new Uint8Array(size).map((_, i) => i % 251);
       const wire = Buffer.concat([enc.encode(`${size.toString(16)}\r\n`), data, enc.encode(`\r\n`), ...(size ? [enc.encode(`0\r\n`)] : []), enc.encode(`x-amz-checksum-crc32:${crc}\r\n\r\n`)]);
-      const gen = decodeAwsChunked(streamOf(size ? wire : enc.encode(`0\r\nx-amz-checksum-crc32:${crc}\r\n\r\n`)), { ...o, decodedLength: size });
+      const input = size ? wire : enc.encode(`0\r\nx-amz-checksum-crc32:${crc}\r\n\r\n`);
+      const decoder = new AwsChunkedDecoder({ ...o, decodedLength: size });
+      const framer = new Reframer(chunk);
       const out: Uint8Array[] = [];
-      for await (const piece of reframe(gen, chunk)) out.push(piece);
+      for (const p of piecesOf(input, 1000)) out.push(...framer.push(decoder.push(p)).map((f) => f.slice()));
+      const { data: rest, trailers } = decoder.end();
+      out.push(...framer.push(rest), ...framer.end(trailers));
       const framed = Buffer.concat(out);
       expect(framed.length).toBe(reframedLength(size, "x-amz-checksum-crc32", chunk));
       // and it decodes back to the same bytes

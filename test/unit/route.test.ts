@@ -98,21 +98,23 @@ describe("re-signing input", () => {
 
   test("the client's body hash reaches the backend so it still checks the body", () => {
     const hex = "44ce7dd67c959e0d3524ffac1771dfbba87d2b6b4b4e99e42034a8b803f8b072";
-    expect(upstreamBody(put({ "content-length": "3" }), identity(hex), null).headers).toEqual({ "x-amz-content-sha256": hex });
-    expect(upstreamBody(put({ "content-length": "3" }), identity("UNSIGNED-PAYLOAD"), null).headers).toEqual({ "x-amz-content-sha256": "UNSIGNED-PAYLOAD" });
+    expect(upstreamBody(put({ "content-length": "3" }), identity(hex), true).headers).toEqual({ "x-amz-content-sha256": hex });
+    expect(upstreamBody(put({ "content-length": "3" }), identity("UNSIGNED-PAYLOAD"), true).headers).toEqual({ "x-amz-content-sha256": "UNSIGNED-PAYLOAD" });
   });
 
   test("aws-chunked: decoded length and encodings upstream, trailers kept as trailers", () => {
     const headers = { "content-encoding": "aws-chunked,gzip", "x-amz-decoded-content-length": "11", "x-amz-trailer": "x-amz-checksum-crc32" };
-    expect(upstreamBody(put(headers), identity("STREAMING-UNSIGNED-PAYLOAD-TRAILER"), null).headers).toEqual({
+    expect(upstreamBody(put(headers), identity("STREAMING-UNSIGNED-PAYLOAD-TRAILER"), true).headers).toEqual({
       "content-length": String(3 + 11 + 2 + 3 + "x-amz-checksum-crc32:sOO8/Q==\r\n".length + 2), "content-encoding": "aws-chunked,gzip", "x-amz-content-sha256": "STREAMING-UNSIGNED-PAYLOAD-TRAILER", "x-amz-trailer": "x-amz-checksum-crc32",
     });
     const signed = { "content-encoding": "aws-chunked", "x-amz-decoded-content-length": "11" };
-    expect(upstreamBody(put(signed), identity("STREAMING-AWS4-HMAC-SHA256-PAYLOAD"), null).headers).toMatchObject({
+    expect(upstreamBody(put(signed), identity("STREAMING-AWS4-HMAC-SHA256-PAYLOAD"), true).headers).toMatchObject({
       "content-length": "11", "content-encoding": null, "x-amz-content-sha256": "UNSIGNED-PAYLOAD", "x-amz-decoded-content-length": null,
     });
-    expect(() => upstreamBody(put({ "content-encoding": "aws-chunked" }), identity("STREAMING-UNSIGNED-PAYLOAD-TRAILER"), null)).toThrow("Content-Length");
-    expect(() => upstreamBody(put({ "transfer-encoding": "chunked" }), identity("UNSIGNED-PAYLOAD"), new ReadableStream())).toThrow("Content-Length");
+    expect(() => upstreamBody(put({ "content-encoding": "aws-chunked" }), identity("STREAMING-UNSIGNED-PAYLOAD-TRAILER"), true)).toThrow("Content-Length");
+    expect(() => upstreamBody(put({ "transfer-encoding": "chunked" }), identity("UNSIGNED-PAYLOAD"), true)).toThrow("Content-Length");
+    // no body at all is not even the final chunk: refused before anything goes upstream
+    expect(() => upstreamBody(put(signed), identity("STREAMING-AWS4-HMAC-SHA256-PAYLOAD"), false)).toThrow("incomplete");
   });
 });
 
