@@ -182,6 +182,8 @@ interface ChunkedUpload {
   crc?: string;
   decodedLength?: number;
   fault?: (body: { chunks: { data: Uint8Array; sig: string }[]; trailerSig: string }) => void;
+  /** Sent in HTTP chunked framing: no Content-Length is signed. */
+  httpChunked?: boolean;
 }
 
 /** Headers and body of an aws-chunked PUT, signed with the admin key as SDKs sign them. */
@@ -204,7 +206,7 @@ async function chunkedUpload(key: string, u: ChunkedUpload) {
   const sigLen = signed ? ";chunk-signature=".length + 64 : 0;
   const trailer = u.crc ? `x-amz-checksum-crc32:${u.crc}\r\n` + (signed ? `x-amz-trailer-signature:${"0".repeat(64)}\r\n` : "") : "";
   const length = pieces.reduce((n, p) => n + p.length.toString(16).length + sigLen + 2 + p.length + (p.length ? 2 : 0), 0) + (u.crc ? trailer.length + 2 : 2);
-  extra["content-length"] = String(length);
+  if (!u.httpChunked) extra["content-length"] = String(length);
   const headers = await signRaw("PUT", env.ospEndpoint, target, extra, env.accessKey, env.secretKey, when);
   const seed = /Signature=([0-9a-f]{64})/.exec(headers.authorization!)![1]!;
   const chain: ChunkChain = { signingKey: signingKey(env.secretKey, datetime.slice(0, 8), env.region, "s3"), datetime, scope: `${datetime.slice(0, 8)}/${env.region}/s3/aws4_request`, seedSignature: seed };
@@ -281,6 +283,16 @@ describe("faulty aws-chunked bodies store nothing and overwrite nothing", () => 
       expect([next.status, xmlCode(next.body)]).toEqual([404, "NoSuchKey"]);
     } finally {
       conn.close();
+    }
+  });
+
+  test("in HTTP chunked framing, without a Content-Length: stored exactly, or refused and nothing stored", async () => {
+    for (const fault of [undefined, tamper]) {
+      const key = `${prefix}http-chunked-${fault ? "tampered" : "valid"}`;
+      const { target, headers, body } = await chunkedUpload(key, { mode: "STREAMING-AWS4-HMAC-SHA256-PAYLOAD", data, fault, httpChunked: true });
+      const res = await rawRequest(env.ospEndpoint, "PUT", target, { ...headers, "transfer-encoding": "chunked" }, body);
+      expect([res.status, xmlCode(res.body)]).toEqual(fault ? [403, "SignatureDoesNotMatch"] : [200, undefined]);
+      expect(await stored(key)).toEqual(fault ? undefined : new Uint8Array(data));
     }
   });
 
