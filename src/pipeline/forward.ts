@@ -2,8 +2,8 @@
  * forward: send the re-signed request to the backend and wait for its answer, within a deadline.
  *
  * By osp's own HTTP/1.1 client on Bun's sockets (src/http1/; README.md, "Which client asks the
- * backend"): requests without a body, plain uploads piped from the client, and the bodies osp
- * decodes (aws-chunked, form uploads) as it decodes them (upload.ts). Bodies go both ways without
+ * backend"): requests without a body, uploads piped from the client (aws-chunked ones decoded on
+ * the way), and form uploads' files as osp reads them (upload.ts). Bodies go both ways without
  * web streams in between, each side read only as fast as the other takes it.
  */
 import type { BucketConfig } from "../config.ts";
@@ -49,7 +49,7 @@ const UNTRUSTED_CERTIFICATE = /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|UNABLE_TO_GET_I
 
 /**
  * By osp's HTTP/1.1 client (src/http1/): without a body, with one piped from the client, or with
- * one osp decodes (a web stream with its Content-Length set). The deadline covers the wait for the
+ * a form upload's file (a web stream with its Content-Length set). The deadline covers the wait for the
  * answer's head, from the moment the whole request has been sent: a long upload is not cut short,
  * but a backend that does not answer is. `request` is the client's request: aborted when the client
  * goes away, and here when the deadline passes or the body fails (too slow, not verified), which

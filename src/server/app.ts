@@ -50,7 +50,7 @@ function clientBody(incoming: IncomingMessage, outgoing: ServerResponse, expect:
 
 /**
  * The body as a web stream of the chunks node:http hands over, read only when the stream is read.
- * Readable.toWeb would copy every chunk: 13 % of the CPU of a signed-chunk upload (bench/README.md).
+ * Readable.toWeb would copy every chunk: 13 % of the CPU of an upload read this way (bench/README.md).
  */
 function webStream(body: ClientBody): ReadableStream<Uint8Array> {
   const incoming = body.node;
