@@ -61,7 +61,6 @@ export interface ChunkChain {
   seedSignature: string;
 }
 
-
 /** The signature of one chunk, chained from the previous one, given the SHA-256 of its data. */
 function signChunk(chain: ChunkChain, previous: string, dataSha256: string): string {
   return hmacHex(chain.signingKey, ["AWS4-HMAC-SHA256-PAYLOAD", chain.datetime, chain.scope, previous, EMPTY_SHA256, dataSha256].join("\n"));
