@@ -45,6 +45,7 @@ const MAX_CHUNK = 16 * 1024 * 1024;
 const MAX_LINE = 4096;
 const CRLF = "\r\n";
 const CRLF_BYTES = Buffer.from(CRLF);
+const utf8 = new TextDecoder();
 const EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
 const incomplete = (why: string) => new S3Error(400, "IncompleteBody", `The aws-chunked body is incomplete or malformed: ${why}`);
@@ -86,13 +87,6 @@ export interface DecodeOptions {
   /** For signed modes. */
   chain?: ChunkChain;
 }
-
-const concat = (a: Uint8Array, b: Uint8Array) => {
-  const out = new Uint8Array(a.length + b.length);
-  out.set(a);
-  out.set(b, a.length);
-  return out;
-};
 
 /** What a decoder is reading: a chunk's header line, its data, the line end after it, trailers, or what may follow them. */
 type Stage = "header" | "data" | "data-end" | "trailers" | "after";
@@ -148,10 +142,11 @@ export class AwsChunkedDecoder {
       } else {
         const lf = input.indexOf(10, at);
         const upto = input.subarray(at, lf >= 0 ? lf : input.length);
-        const bytes = this.partial ? concat(this.partial, upto) : upto;
+        const bytes = this.partial ? Buffer.concat([this.partial, upto]) : upto;
         if (bytes.length > MAX_LINE) throw incomplete("a chunk header is too long");
         if (lf < 0) {
-          this.partial = bytes.slice();
+          // a copy: a Buffer's slice() is a view, which would keep the whole input alive
+          this.partial = new Uint8Array(bytes);
           return out;
         }
         this.partial = undefined;
@@ -179,7 +174,7 @@ export class AwsChunkedDecoder {
     const cr = bytes.length > 0 && bytes[bytes.length - 1] === 13;
     // trailer lines may end in a bare LF: minio-go ends a trailer with "\n\r\n"
     if (!cr && this.stage !== "trailers") throw incomplete("a line does not end with CRLF");
-    const line = new TextDecoder().decode(cr ? bytes.subarray(0, -1) : bytes);
+    const line = utf8.decode(cr ? bytes.subarray(0, -1) : bytes);
     if (this.stage === "header") return this.chunkHeader(line);
     if (this.stage === "trailers") return this.trailerLine(line);
     if (line !== "") throw incomplete("chunk data is not followed by CRLF");
