@@ -40,28 +40,27 @@ export function upstreamBody(req: ParsedRequest, identity: Identity, hasBody: bo
   // an empty body is not even a final chunk: refused before anything goes upstream
   if (!hasBody) decoder.end();
   const otherEncodings = encoding.filter((e) => e.toLowerCase() !== "aws-chunked").join(",") || null;
-  if (!trailer) {
-    const transform = { push: (chunk: Uint8Array) => decoder.push(chunk), end: () => decoder.end().data };
-    return {
-      transform,
-      headers: { "content-length": declared, "content-encoding": otherEncodings, "x-amz-content-sha256": "UNSIGNED-PAYLOAD", "x-amz-decoded-content-length": null, "x-amz-trailer": null },
-    };
-  }
-  const framer = new Reframer();
-  const transform = {
-    push: (chunk: Uint8Array) => framer.push(decoder.push(chunk)),
+  const framer = trailer ? new Reframer() : undefined;
+  const transform: BodyTransform = {
+    push: (chunk) => (framer ? framer.push(decoder.push(chunk)) : decoder.push(chunk)),
     end: () => {
       const { data, trailers } = decoder.end();
-      return [...framer.push(data), ...framer.end(trailers)];
+      return framer ? [...framer.push(data), ...framer.end(trailers)] : data;
     },
   };
-  return {
-    transform,
-    headers: {
-      "content-length": String(reframedLength(decodedLength, trailer)),
-      "content-encoding": ["aws-chunked", otherEncodings].filter(Boolean).join(","),
-      "x-amz-content-sha256": "STREAMING-UNSIGNED-PAYLOAD-TRAILER",
-      "x-amz-trailer": trailer,
-    },
-  };
+  const headers: Record<string, string | null> = trailer
+    ? {
+        "content-length": String(reframedLength(decodedLength, trailer)),
+        "content-encoding": ["aws-chunked", otherEncodings].filter(Boolean).join(","),
+        "x-amz-content-sha256": "STREAMING-UNSIGNED-PAYLOAD-TRAILER",
+        "x-amz-trailer": trailer,
+      }
+    : {
+        "content-length": declared,
+        "content-encoding": otherEncodings,
+        "x-amz-content-sha256": "UNSIGNED-PAYLOAD",
+        "x-amz-decoded-content-length": null,
+        "x-amz-trailer": null,
+      };
+  return { transform, headers };
 }

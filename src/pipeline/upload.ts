@@ -54,12 +54,16 @@ export function pumpBody({ body, pace, transform }: PipedBody, upstream: BodySin
   let ended = false;
   let stopped = false;
   const meter = paceMeter(pace.seconds, pace.minRate, () => failed(requestTimeout()));
+  const detach = () => {
+    stopped = true;
+    meter.idle();
+    source.off("data", onData).off("end", onEnd).off("close", onClose);
+  };
   // the rest is read and dropped, so that the client, still sending, gets to read the refusal and
   // its connection can go on
   const refuse = (e: unknown) => {
-    stopped = true;
-    meter.idle();
-    source.off("data", onData).off("end", onEnd).off("close", onClose).resume();
+    detach();
+    source.resume();
     failed(e instanceof S3Error ? e : new S3Error(400, "IncompleteBody", "The request body could not be read to its end."));
   };
   /** Whether the socket took all of it. */
@@ -107,9 +111,7 @@ export function pumpBody({ body, pace, transform }: PipedBody, upstream: BodySin
   source.resume();
   return () => {
     if (stopped) return;
-    stopped = true;
-    meter.idle();
-    source.off("data", onData).off("end", onEnd).off("close", onClose);
+    detach();
     body.unfinished = !ended;
     if (!ended) source.pause();
   };

@@ -188,7 +188,7 @@ describe("slow uploads and the cap on backend requests", () => {
   }
 
   test("a body that trickles, or stops, is answered RequestTimeout and nothing is stored", async () => {
-    // an aws-chunked body is read by osp itself (decoded as it comes), a plain one piped
+    // an aws-chunked body is decoded on its way, a plain one piped as it is: both keep the same pace
     const chunked = Buffer.from(`1388\r\n${"x".repeat(5000)}\r\n0\r\nx-amz-checksum-crc32:AAAAAA==\r\n\r\n`);
     const chunkedHead = {
       "content-length": String(chunked.length), "content-encoding": "aws-chunked", "x-amz-content-sha256": "STREAMING-UNSIGNED-PAYLOAD-TRAILER",
