@@ -22,7 +22,8 @@ let sourceSha = "";
  * A PUT of `size` bytes from blocks(), signed with UNSIGNED-PAYLOAD and written as fast as the
  * server takes them; `progress.sent` counts the bytes written. Resolves with the status and the SHA-256 sent.
  */
-async function streamPut(base: string, target: string, size: number, accessKey: string, secret: string, progress = { sent: 0 }) {
+/** `progress.hold`, when given, is awaited once 128 MiB have been sent: the upload is still in flight until it settles. */
+async function streamPut(base: string, target: string, size: number, accessKey: string, secret: string, progress: { sent: number; hold?: Promise<void> } = { sent: 0 }) {
   const u = new URL(base);
   const headers = await signRaw("PUT", base, target, { "content-length": String(size) }, accessKey, secret);
   const req = request({ host: u.hostname, port: u.port, method: "PUT", path: target, headers });
@@ -31,11 +32,14 @@ async function streamPut(base: string, target: string, size: number, accessKey: 
   for (const b of blocks(size)) {
     h.update(b);
     progress.sent += b.length;
+    if (progress.hold && progress.sent >= HOLD_AT) await progress.hold;
     if (!req.write(b)) await once(req, "drain");
   }
   req.end();
   return { status: await status, sha256: h.digest("hex") };
 }
+
+const HOLD_AT = 128 * MiB;
 
 /** Whether a new TCP connection to the port is refused. */
 const refused = (port: number) =>
@@ -65,6 +69,9 @@ test("SIGTERM: a 1 GiB download and a 1 GiB upload in flight complete; new conne
   });
   const started = performance.now();
   const seconds = (t: number) => ((t - started) / 1000).toFixed(1);
+  // neither transfer may end before SIGTERM: each waits at 128 MiB until it has been sent
+  let signalled = () => {};
+  const hold = new Promise<void>((r) => (signalled = r));
   const received = { n: 0 };
   const download = (async () => {
     const got = await sdkClient(osp.endpoint).send(new GetObjectCommand({ Bucket: env.bucketA, Key: `${prefix}source` }));
@@ -72,16 +79,18 @@ test("SIGTERM: a 1 GiB download and a 1 GiB upload in flight complete; new conne
     for await (const chunk of got.Body!.transformToWebStream()) {
       h.update(chunk);
       received.n += chunk.length;
+      if (received.n >= HOLD_AT) await hold;
     }
     return { sha256: h.digest("hex"), size: received.n, at: performance.now() };
   })();
-  const sent = { sent: 0 };
+  const sent = { sent: 0, hold };
   const upload = streamPut(osp.endpoint, `/${env.bucketA}/${prefix}uploaded`, GiB, env.accessKey, env.secretKey, sent).then((r) => ({ ...r, at: performance.now() }));
 
   while (received.n < 64 * MiB || sent.sent < 64 * MiB) await Bun.sleep(10);
   const inFlight = { down: received.n, up: sent.sent };
   const sigterm = performance.now();
   osp.proc.kill("SIGTERM");
+  signalled();
   const exited = osp.proc.exited.then((code) => ({ code, at: performance.now() }));
 
   // every worker stops listening at once: no new connection gets in, while the transfers go on
