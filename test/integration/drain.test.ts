@@ -69,7 +69,7 @@ test("SIGTERM: a 1 GiB download and a 1 GiB upload in flight complete; new conne
   });
   const started = performance.now();
   const seconds = (t: number) => ((t - started) / 1000).toFixed(1);
-  // neither transfer may end before SIGTERM: each waits at 128 MiB until it has been sent
+  // neither transfer may end before SIGTERM: each waits at 128 MiB until osp has stopped listening
   let signalled = () => {};
   const hold = new Promise<void>((r) => (signalled = r));
   const received = { n: 0 };
@@ -90,7 +90,6 @@ test("SIGTERM: a 1 GiB download and a 1 GiB upload in flight complete; new conne
   const inFlight = { down: received.n, up: sent.sent };
   const sigterm = performance.now();
   osp.proc.kill("SIGTERM");
-  signalled();
   const exited = osp.proc.exited.then((code) => ({ code, at: performance.now() }));
 
   // every worker stops listening at once: no new connection gets in, while the transfers go on
@@ -100,6 +99,8 @@ test("SIGTERM: a 1 GiB download and a 1 GiB upload in flight complete; new conne
   // typically 30-100 ms; the bound leaves room for this test's own event loop, busy sending 1 GiB on
   // two cores shared with osp and MinIO (it once took 1.1 s under the full suite)
   expect(firstRefusal - sigterm).toBeLessThan(2000);
+  // the held transfers go on, and new connections stay refused while they move
+  signalled();
   for (let i = 0; i < 20; i++) expect(await refused(port)).toBe(true);
   const late = await sdkClient(osp.endpoint).send(new PutObjectCommand({ Bucket: env.bucketA, Key: `${prefix}late`, Body: "late" })).then(() => "ok", (e) => e.code ?? e.name);
   expect(late).toBe("ECONNREFUSED");
