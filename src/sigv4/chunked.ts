@@ -186,7 +186,8 @@ export class AwsChunkedDecoder {
 
   private chunkHeader(line: string): void {
     const m = this.signed ? /^([0-9a-fA-F]{1,8});chunk-signature=([0-9a-f]{64})$/.exec(line) : /^([0-9a-fA-F]{1,8})$/.exec(line);
-    if (!m) throw incomplete(`bad chunk header ${JSON.stringify(line.slice(0, 100))}`);
+    // the line itself is not echoed: it may hold a chunk signature
+    if (!m) throw incomplete(`a chunk header is not ${this.signed ? "<hex size>;chunk-signature=<64 hex digits>" : "<hex size>"}`);
     const size = parseInt(m[1]!, 16);
     if (size > MAX_CHUNK) throw incomplete(`a chunk of ${size} bytes is larger than ${MAX_CHUNK}`);
     this.total += size;
@@ -222,8 +223,10 @@ export class AwsChunkedDecoder {
       }
       return;
     }
+    // only a trailer's name is echoed: its value may be a signature
     const i = line.indexOf(":");
-    if (i <= 0 || this.lines.length >= expected) throw malformedTrailer(JSON.stringify(line.slice(0, 100)));
+    if (i <= 0) throw malformedTrailer("a trailer line has no name");
+    if (this.lines.length >= expected) throw malformedTrailer(`unexpected trailer ${JSON.stringify(line.slice(0, Math.min(i, 100)))}`);
     this.lines.push([line.slice(0, i).trim().toLowerCase(), line.slice(i + 1).trim()]);
   }
 

@@ -4,6 +4,7 @@ import {
 } from "../../src/sigv4/chunked.ts";
 import { signingKey } from "../../src/sigv4/sigv4.ts";
 import { s3Code } from "./s3code.ts";
+import type { S3Error } from "../../src/errors.ts";
 
 // The example of "Signature Calculations for the Authorization Header: Transferring Payload in
 // Multiple Chunks" in the S3 documentation: 66560 bytes of "a" in chunks of 65536 and 1024.
@@ -139,6 +140,23 @@ describe("trailers", () => {
     expect((await decode(enc.encode(mc), so)).trailers).toEqual([["x-amz-checksum-crc32", crc]]);
     expect(await s3Code(decode(body(st, "AAAAAA=="), so))).toBe("SignatureDoesNotMatch");
     expect(await s3Code(decode(body("0".repeat(64)), so))).toBe("SignatureDoesNotMatch");
+  });
+
+  test("a refusal's message names what is wrong without echoing a signature", async () => {
+    const s1 = chunkSignature(chain, chain.seedSignature, enc.encode("hello world"));
+    const so: DecodeOptions = { mode: "signed-trailer", decodedLength: 11, trailer: "x-amz-checksum-crc32", chain };
+    const message = (body: string, opts: DecodeOptions) => decode(enc.encode(body), opts).then(() => "", (e: S3Error) => `${e.code}: ${e.message}`);
+    // a chunk header with a signature one digit short
+    const header = await message(`b;chunk-signature=${s1.slice(1)}\r\nhello world\r\n`, so);
+    expect(header).toContain("IncompleteBody");
+    expect(header).not.toContain(s1.slice(1, 20));
+    // a trailer signature where only the checksum was announced, and a trailer line without a name
+    const extra = await message(`6\r\nhello \r\n5\r\nworld\r\n0\r\nx-amz-checksum-crc32:${crc}\r\nx-amz-trailer-signature:${s1}\r\n\r\n`, o);
+    expect(extra).toContain('unexpected trailer "x-amz-trailer-signature"');
+    expect(extra).not.toContain(s1.slice(0, 20));
+    const nameless = await message(`6\r\nhello \r\n5\r\nworld\r\n0\r\n${s1}\r\n\r\n`, o);
+    expect(nameless).toContain("MalformedTrailerError");
+    expect(nameless).not.toContain(s1.slice(0, 20));
   });
 
   test("re-framed for the backend in fixed chunks, with a length known in advance", async () => {
