@@ -23,7 +23,6 @@ const missingLength = () => new S3Error(411, "MissingContentLength", "You must p
 /** `hasBody`: whether the request has a body at all (node:http gives none for a Content-Length of 0). */
 export function upstreamBody(req: ParsedRequest, identity: Identity, hasBody: boolean): UpstreamBody {
   const mode = payloadMode(identity.payloadHash);
-  const encoding = (header(req.headers, "content-encoding") ?? "").split(",").map((s) => s.trim()).filter(Boolean);
   // a plain body labelled aws-chunked is passed on as it is, as S3 and MinIO accept it
   if (mode === "plain") {
     if (hasBody && req.headers.has("transfer-encoding") && !req.headers.has("content-length")) throw missingLength();
@@ -39,7 +38,8 @@ export function upstreamBody(req: ParsedRequest, identity: Identity, hasBody: bo
   const decoder = new AwsChunkedDecoder({ mode, decodedLength, trailer, chain: identity.chain });
   // an empty body is not even a final chunk: refused before anything goes upstream
   if (!hasBody) decoder.end();
-  const otherEncodings = encoding.filter((e) => e.toLowerCase() !== "aws-chunked").join(",") || null;
+  const otherEncodings = (header(req.headers, "content-encoding") ?? "").split(",").map((s) => s.trim())
+    .filter((e) => e !== "" && e.toLowerCase() !== "aws-chunked").join(",") || null;
   const framer = trailer ? new Reframer() : undefined;
   const transform: BodyTransform = {
     push: (chunk) => (framer ? framer.push(decoder.push(chunk)) : decoder.push(chunk)),

@@ -88,7 +88,8 @@ export async function proxy(p: Pipeline, req: ParsedRequest, body: ClientBody | 
   const payload = upstreamBody(req, identity, body !== null);
   const piped = body ? { body, pace: { seconds: bodyTimeout, minRate: minBodyRate }, transform: payload.transform } : null;
   const creds = await p.credentials(identity.accessKey, bucket);
-  const overrides = { ...payload.headers };
+  // upstreamBody's own object, made for this request: the copy source is added to it
+  const overrides = payload.headers;
 
   const copySource = header(req.headers, "x-amz-copy-source");
   if (copySource !== undefined) {
